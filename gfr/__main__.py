@@ -1,0 +1,7 @@
+"""Entry point for `python -m gfr`."""
+
+import sys
+
+from gfr.cli import main
+
+sys.exit(main())

