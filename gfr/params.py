@@ -150,9 +150,15 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise GfrError(f"{path}: parameter file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise GfrError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise GfrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise GfrError(f"{path}: not valid YAML (nested too deeply)") from None
+    if data is None:  # an empty file (or only comments) adds nothing
+        return {}
     if not isinstance(data, dict):
         raise GfrError(f"{path}: must hold a mapping of keys, got {type(data).__name__}")
     return data

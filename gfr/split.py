@@ -73,8 +73,10 @@ def make_manifest(root: str | os.PathLike, seed: int, data: DataParams, progress
 def write_manifest(manifest: pd.DataFrame, excluded: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the manifest CSV (and `<stem>.excluded.csv` beside it) atomically; return its path."""
     path = Path(path)
-    atomic.write_csv(excluded_path(path), excluded)
-    atomic.write_csv(path, manifest[MANIFEST_COLUMNS])
+    for target, table in ((excluded_path(path), excluded), (path, manifest[MANIFEST_COLUMNS])):
+        text = table.to_csv(index=False)
+        if not (target.is_file() and target.read_text() == text):  # unchanged: keep mtime, so nothing reruns
+            atomic.write_text(target, text)
     return path
 
 

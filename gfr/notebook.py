@@ -1,0 +1,65 @@
+"""Execute a py:percent notebook with papermill into an .ipynb, atomically; keep a failed one for inspection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gfr.errors import GfrError
+
+KERNEL = "gfr"
+
+
+def failed_path(target: str | os.PathLike) -> Path:
+    """Where the partial notebook of a failed execution is kept."""
+    target = Path(target)
+    return target.with_name(target.stem + ".failed.ipynb")
+
+
+def load(source: str | os.PathLike):
+    """A jupytext py:percent script (or .ipynb) as a notebook node."""
+    import jupytext
+
+    source = Path(source)
+    if not source.is_file():
+        raise GfrError(f"notebook not found: {source}")
+    return jupytext.read(source)
+
+
+def execute(source, target, parameters: dict, kernel: str = KERNEL, prepare_only: bool = False, progress: bool = True) -> Path:
+    """Run `source` with `parameters` into `target`; on failure keep `<target>.failed.ipynb` and raise GfrError."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    notebook = load(source)
+    notebook.metadata["kernelspec"] = {"name": kernel, "display_name": f"Python ({kernel})", "language": "python"}
+    tmp = target.with_name(f".{target.stem}.tmp.ipynb")
+    try:
+        papermill.execute_notebook(notebook, str(tmp), parameters=parameters, kernel_name=kernel,
+                                   prepare_only=prepare_only, progress_bar=progress, cwd=os.getcwd())
+    except PapermillExecutionError as exc:
+        os.replace(tmp, failed_path(target))
+        raise GfrError(f"{source} -> {target} failed in cell {exc.exec_count}: {exc.ename}: "
+                       f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} (partial notebook: {failed_path(target)})") from None
+    except BaseException:
+        if tmp.exists():
+            os.replace(tmp, failed_path(target))
+        raise
+    os.replace(tmp, target)
+    if failed_path(target).exists():
+        failed_path(target).unlink()
+    return target
+
+
+def error_of(notebook_path: str | os.PathLike) -> str:
+    """The error a failed executed notebook stopped on, as one line."""
+    import nbformat
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
+    return "execution stopped (no error output recorded)"

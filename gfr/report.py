@@ -1,0 +1,111 @@
+"""Assemble the executed notebooks into one report: HTML by nbconvert (code hidden), PDF by headless Chromium."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from gfr import atomic
+from gfr.backbones import BACKBONES
+from gfr.errors import GfrError
+
+PERFORMANCE_INTRO = """## Model Performance Analysis
+One section per backbone and iteration (each is an executed notebook in `reports/runs/`). A run whose
+ImageNet weights cannot be had on the machine that built this report is shown as skipped, with the reason.
+Curves: bold lines are the reported head (the first seed), thin lines the other seeds."""
+
+PRINT_CSS = """<style>
+@media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; } }
+.jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
+table.dataframe { font-size: 11px; }
+</style>"""
+
+
+def _clean(notebook, keep_markdown: bool = True):
+    """A copy without parameter cells, markdown (optionally) and stderr streams (progress meters)."""
+    nb = copy.deepcopy(notebook)
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"parameters", "injected-parameters"}:
+            continue
+        if cell.cell_type == "markdown" and not keep_markdown:
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def run_notebooks(runs_dir: Path) -> list[Path]:
+    """Executed run notebooks in backbone, then iteration order."""
+    order = {name: i for i, name in enumerate(BACKBONES)}
+
+    def key(p: Path):
+        backbone, _, it = p.stem.rpartition("-it")
+        return (order.get(backbone, 99), int(it) if it.isdigit() else 99)
+
+    return sorted((p for p in runs_dir.glob("*-it*.ipynb") if not p.name.endswith(".failed.ipynb")), key=key)
+
+
+def assemble(notebooks_dir: str | os.PathLike):
+    """One notebook: data & setup, a section per run, evaluation, summary."""
+    import nbformat
+
+    root = Path(notebooks_dir)
+    parts = [root / "01_data.ipynb"]
+    for path in parts + [root / "03_evaluate.ipynb", root / "04_compare.ipynb"]:
+        if not path.is_file():
+            raise GfrError(f"executed notebook missing: {path} (run `make report`)")
+    report = _clean(nbformat.read(parts[0], as_version=4))
+    report.cells.append(nbformat.v4.new_markdown_cell(PERFORMANCE_INTRO))
+    for path in run_notebooks(root / "runs"):
+        report.cells.extend(_clean(nbformat.read(path, as_version=4), keep_markdown=False).cells)
+    for name in ("03_evaluate.ipynb", "04_compare.ipynb"):
+        report.cells.extend(_clean(nbformat.read(root / name, as_version=4)).cells)
+    return report
+
+
+def to_html(notebook) -> str:
+    """The report as standalone HTML with code and prompts hidden."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    return body.replace("</head>", PRINT_CSS + "</head>", 1)
+
+
+def chromium() -> str:
+    """The headless browser used to print the PDF; a clear error if none is installed."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return found
+    raise GfrError("no Chromium found to print the PDF: run `make setup-pdf` (Debian package chromium)")
+
+
+def to_pdf(html_path: Path, pdf_path: Path) -> Path:
+    """Print the HTML report to PDF with headless Chromium (offline; nothing is downloaded)."""
+    with atomic.atomic_path(pdf_path, suffix=".pdf") as tmp, atomic.atomic_path(pdf_path.with_suffix(".profile")) as profile:
+        profile.unlink()
+        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
+               f"--print-to-pdf={tmp}", html_path.resolve().as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        shutil.rmtree(profile, ignore_errors=True)
+        if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
+            raise GfrError(f"Chromium could not print {html_path} to PDF: {done.stderr.strip().splitlines()[-1:]}")
+    return pdf_path
+
+
+def build(notebooks_dir: str | os.PathLike, out_dir: str | os.PathLike, pdf: bool = True) -> tuple[Path, Path | None]:
+    """Write out_dir/report.html (and report.pdf); return their paths."""
+    out_dir = Path(out_dir)
+    html_path = out_dir / "report.html"
+    atomic.write_text(html_path, to_html(assemble(notebooks_dir)))
+    return html_path, to_pdf(html_path, out_dir / "report.pdf") if pdf else None

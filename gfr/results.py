@@ -1,0 +1,89 @@
+"""The results table: one row per run (ok, skipped or failed) collected from the run manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from gfr import atomic, original
+from gfr.backbones import BACKBONES
+
+COLUMNS = [
+    "run", "backbone", "iteration", "status", "reason", "input_size", "epochs",
+    "train_accuracy", "train_loss", "val_accuracy", "val_loss",
+    "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_roc_auc",
+    "val_accuracy_seed_mean", "val_accuracy_seed_std", "test_accuracy_seed_mean", "test_accuracy_seed_std", "n_seeds",
+    "inference_s", "images_per_s", "original_test_accuracy", "weights_origin", "hardware_id",
+]
+
+
+def row(record: dict) -> dict:
+    """One results row from a run manifest."""
+    from gfr.hardware import hardware_id
+
+    out = {
+        "run": record["run"], "backbone": record["backbone"], "iteration": record["iteration"],
+        "status": record["status"], "reason": record.get("reason", ""),
+        "input_size": "x".join(str(v) for v in record.get("input_size", [])),
+        "epochs": record.get("params", {}).get("epochs"),
+        "original_test_accuracy": original.test_accuracy(record["backbone"], record["iteration"]),
+        "hardware_id": hardware_id(record["hardware"]) if record.get("hardware") else "",
+    }
+    if record["status"] == "ok":
+        t, s, inf = record["test"], record["seeds"], record["inference"]
+        out.update(
+            train_accuracy=record["train_accuracy"], train_loss=record["train_loss"],
+            val_accuracy=record["val_accuracy"], val_loss=record["val_loss"],
+            test_accuracy=t["accuracy"], test_accuracy_ci_low=t["accuracy_ci_low"],
+            test_accuracy_ci_high=t["accuracy_ci_high"], test_roc_auc=t["roc_auc"],
+            val_accuracy_seed_mean=s["val_accuracy_mean"], val_accuracy_seed_std=s["val_accuracy_std"],
+            test_accuracy_seed_mean=s["test_accuracy_mean"], test_accuracy_seed_std=s["test_accuracy_std"],
+            n_seeds=len(record["params"]["head"]["seeds"]),
+            inference_s=inf["median_s"], images_per_s=inf["images_per_s"],
+            weights_origin=record.get("weights_origin", ""),
+        )
+    return out
+
+
+def records(runs_dir: str | os.PathLike) -> list[dict]:
+    """Every run manifest under runs_dir, in backbone then iteration order."""
+    found = [json.loads(p.read_text()) for p in Path(runs_dir).glob("*/manifest.json")]
+    order = {name: i for i, name in enumerate(BACKBONES)}
+    return sorted(found, key=lambda r: (order.get(r["backbone"], 99), r["iteration"]))
+
+
+def failures(runs_dir: str | os.PathLike) -> dict[str, str]:
+    """Run name -> error, for each run whose last execution failed (a kept <run>.failed.ipynb)."""
+    from gfr.notebook import error_of
+
+    return {p.name.removesuffix(".failed.ipynb"): error_of(p) for p in Path(runs_dir).glob("*.failed.ipynb")}
+
+
+def collect(runs_dir: str | os.PathLike) -> pd.DataFrame:
+    """The results table of every run under runs_dir; a run whose last execution failed shows as failed."""
+    failed = failures(runs_dir)
+    rows = [row(r) for r in records(runs_dir) if r["run"] not in failed]
+    for name, error in failed.items():
+        backbone, _, iteration = name.rpartition("-it")
+        rows.append({"run": name, "backbone": backbone, "iteration": int(iteration), "status": "failed",
+                     "reason": error, "original_test_accuracy": original.test_accuracy(backbone, int(iteration))})
+    order = {name: i for i, name in enumerate(BACKBONES)}
+    rows.sort(key=lambda r: (order.get(r["backbone"], 99), r["iteration"]))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def write(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write results.csv atomically."""
+    atomic.write_csv(path, frame)
+
+
+def summary_text(frame: pd.DataFrame) -> str:
+    """A short sweep summary: counts by status and each skipped or failed run with its reason."""
+    counts = frame.status.value_counts().to_dict()
+    lines = [f"{len(frame)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    for _, r in frame[frame.status != "ok"].iterrows():
+        lines.append(f"  {r.run}: {r.status}: {r.reason}")
+    return "\n".join(lines)

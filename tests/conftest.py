@@ -1,0 +1,103 @@
+"""Shared fixtures: a hermetic environment, a small synthetic CelebA-layout dataset and its split manifest.
+
+Everything runs on synthetic JPEGs with random-weight backbones (weights=none) at small sizes, so the
+suite needs neither the real data nor ImageNet weights. Tests that do need them use the `real_data` /
+`real_weights` fixtures, which skip (with the reason) when they are absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_DIR = REPO / "params"
+TEST_PARAMS = PARAMS_DIR / "test.yaml"
+PYTHON = sys.executable
+
+# The real data and weights, as the caller's environment names them, captured before it is made hermetic.
+REAL_DATA = Path(os.environ.get("GFR_DATA_DIR") or REPO.parents[1] / "shared" / "celeba-5k")
+REAL_WEIGHTS = Path(os.environ.get("GFR_WEIGHTS_DIR") or Path.home() / ".cache" / "gfr" / "weights").expanduser()
+
+# Hermetic environment, set before anything imports Keras: TensorFlow backend, quiet logs, and every cache
+# (features, Keras downloads) in a private temporary folder, so tests never touch ~/.cache or ~/.keras.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="gfr-tests-"))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+os.environ["GFR_CACHE_DIR"] = str(_SCRATCH / "feature-cache")
+os.environ["KERAS_HOME"] = str(_SCRATCH / "keras-home")
+os.environ.pop("GFR_DATA_DIR", None)
+os.environ.pop("GFR_WEIGHTS_DIR", None)
+
+SYNTH_N = 40
+SYNTH_SIZE = (64, 52)  # height, width of the synthetic JPEGs (the test params resize them to 48x48)
+
+
+def small_params(iteration: int = 1, overrides: dict | None = None):
+    """The reduced parameter set (params/test.yaml) for one iteration."""
+    from gfr.params import load_params
+
+    return load_params(iteration, overrides, extra=[TEST_PARAMS])
+
+
+def gfr_cli(*args, cwd=None, env=None, timeout=300, check=False) -> subprocess.CompletedProcess:
+    """Run `python -m gfr ...` in a fresh process and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    proc = subprocess.run([PYTHON, "-m", "gfr", *map(str, args)], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gfr {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch):
+    """Each test starts with no data or weights folder configured (a test may set its own)."""
+    monkeypatch.delenv("GFR_DATA_DIR", raising=False)
+    monkeypatch.delenv("GFR_WEIGHTS_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Path:
+    return _SCRATCH
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """40 synthetic face-like JPEGs (64x52) with a CelebA-layout attribute file. Read-only for tests."""
+    from gfr import synthetic
+
+    return synthetic.write_dataset(tmp_path_factory.mktemp("synth") / "data", SYNTH_N, seed=0, size=SYNTH_SIZE)
+
+
+@pytest.fixture(scope="session")
+def synth_manifest(synth_root, tmp_path_factory) -> Path:
+    """The seeded 60/20/20 split manifest of `synth_root`, written with the test parameters."""
+    from gfr import split
+
+    params = small_params(1)
+    manifest, excluded = split.make_manifest(synth_root, params.seed, params.data, progress=False)
+    return split.write_manifest(manifest, excluded, tmp_path_factory.mktemp("split") / "split.csv")
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The real 5,000-image CelebA subset (../shared/celeba-5k or $GFR_DATA_DIR); skips when absent."""
+    if not (REAL_DATA / "list_attr_celeba.txt").is_file() or not (REAL_DATA / "img_align_celeba").is_dir():
+        pytest.skip(f"real CelebA data not found at {REAL_DATA} (set GFR_DATA_DIR)")
+    return REAL_DATA
+
+
+@pytest.fixture
+def real_weights() -> Path:
+    """A folder holding Keras's ResNet50 no-top ImageNet weights ($GFR_WEIGHTS_DIR); skips when absent."""
+    name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    if not (REAL_WEIGHTS / name).is_file():
+        pytest.skip(f"real ResNet50 weights {name} not found in {REAL_WEIGHTS} (set GFR_WEIGHTS_DIR)")
+    return REAL_WEIGHTS
