@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,7 +33,7 @@ class Backbone:
     weights_md5: str
     weights_url_dir: str
     alternate_files: tuple[str, ...] = ()
-    finetune_block: str = ""  # first layer of the top block, for fine-tuning
+    finetune_boundary: str = ""  # fine-tuning trains the layers above this one (its top block(s))
 
     @property
     def constructor(self) -> Callable:
@@ -54,15 +56,15 @@ REGISTRY: dict[str, Backbone] = {
     b.name: b
     for b in (
         Backbone("VGG16", "vgg16", (224, 224), 512, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "6d6bbae143d832006294945121d1f1fc", "vgg16/", finetune_block="block5_conv1"),
+                 "6d6bbae143d832006294945121d1f1fc", "vgg16/", finetune_boundary="block4_pool"),
         Backbone("InceptionV3", "inception_v3", (299, 299), 2048,
                  "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "bcbd6486424b2319ff4ef7d526e38f63", "inception_v3/", (INCEPTION_2015_FILE,), finetune_block="mixed9"),
+                 "bcbd6486424b2319ff4ef7d526e38f63", "inception_v3/", (INCEPTION_2015_FILE,), finetune_boundary="mixed8"),
         Backbone("InceptionResNetV2", "inception_resnet_v2", (299, 299), 1536,
                  "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "d19885ff4a710c122648d3b5c3b684e4", "inception_resnet_v2/", finetune_block="conv_7b"),
+                 "d19885ff4a710c122648d3b5c3b684e4", "inception_resnet_v2/", finetune_boundary="block8_9_ac"),
         Backbone("ResNet50", "resnet50", (224, 224), 2048, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_block="conv5_block1_1_conv"),
+                 "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_boundary="conv4_block6_out"),
     )
 }
 BACKBONES = list(REGISTRY)
@@ -106,8 +108,9 @@ def _download(backbone: Backbone, timeout_s: float = 20.0) -> Path:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)
     try:
-        return Path(keras.utils.get_file(backbone.weights_file, backbone.weights_url,
-                                         cache_subdir="models", file_hash=backbone.weights_md5))
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout
+            return Path(keras.utils.get_file(backbone.weights_file, backbone.weights_url,
+                                             cache_subdir="models", file_hash=backbone.weights_md5))
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise WeightsUnavailable(
@@ -192,6 +195,21 @@ def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: boo
     inputs = keras.Input(shape)
     pooled = keras.layers.GlobalAveragePooling2D(name="gap")(base(inputs, training=False))
     return keras.Model(inputs, pooled, name=f"{backbone.name}_features")
+
+
+def build_truncated(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights, layer: str,
+                    init_seed: int = RANDOM_INIT_SEED):
+    """The frozen base cut at `layer`: image batch (preprocessed) -> that layer's activations."""
+    import keras
+
+    if weights.is_random:
+        keras.utils.set_random_seed(init_seed)
+    base = build_base(backbone, (None, None, 3) if native else (*image_size, 3), weights)
+    try:
+        out = base.get_layer(layer).output
+    except ValueError:
+        raise GfrError(f"{backbone.name} has no layer {layer!r} to cut at") from None
+    return keras.Model(base.input, out, name=f"{backbone.name}_to_{layer}")
 
 
 def preprocess(backbone: Backbone, batch_uint8):

@@ -90,8 +90,12 @@ def read_partition(root: str | os.PathLike) -> pd.Series | None:
     path = Path(root) / PARTITION_FILE
     if not path.exists():
         return None
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise GfrError(f"{path}: not a text partition file (non-ASCII bytes)") from None
     split = {}
-    for number, line in enumerate(path.read_text(encoding="ascii").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

@@ -90,6 +90,15 @@ def cmd_weights(args) -> int:
             status[name] = {"available": True, "sha256": w.sha256, "origin": w.origin}
         except WeightsUnavailable as exc:
             status[name] = {"available": False, "reason": str(exc)}
+    if args.stamp_dir:  # one file per backbone, rewritten only when its content changes (for make)
+        from gfr import atomic
+
+        for name, state in status.items():
+            stamp = Path(args.stamp_dir) / f"{name}.json"
+            text = json.dumps({name: state}, indent=2, sort_keys=True) + "\n"
+            if not (stamp.is_file() and stamp.read_text() == text):
+                atomic.write_text(stamp, text)
+        return 0
     print(json.dumps(status, indent=2, sort_keys=True))
     return 0
 
@@ -181,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="say which backbones' weights can be had here (JSON)")
     w.add_argument("backbones", nargs="*")
     w.add_argument("--weights", default="imagenet")
+    w.add_argument("--stamp-dir", help="write <dir>/<backbone>.json, touching only those that changed")
     w.set_defaults(func=cmd_weights)
 
     t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")

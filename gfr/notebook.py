@@ -38,7 +38,8 @@ def execute(source, target, parameters: dict, kernel: str = KERNEL, prepare_only
     tmp = target.with_name(f".{target.stem}.tmp.ipynb")
     try:
         papermill.execute_notebook(notebook, str(tmp), parameters=parameters, kernel_name=kernel,
-                                   prepare_only=prepare_only, progress_bar=progress, cwd=os.getcwd())
+                                   prepare_only=prepare_only, progress_bar=progress, log_output=progress,
+                                   cwd=os.getcwd())
     except PapermillExecutionError as exc:
         os.replace(tmp, failed_path(target))
         raise GfrError(f"{source} -> {target} failed in cell {exc.exec_count}: {exc.ename}: "

@@ -43,8 +43,7 @@ class TimingParams:
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    backbone: str
-    unfreeze_from: str
+    boundary: str | None  # layer whose output is cached; the layers above it are trained (null: registry's)
     learning_rate: float
     epochs: int
     batch_size: int

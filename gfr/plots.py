@@ -18,7 +18,7 @@ def sample_grid(data_root, frame: pd.DataFrame, n: int = 16, seed: int = 0, cols
     """A grid of faces with their labels (and, if the frame has p_male, the predicted probability)."""
     sample = frame.sample(min(n, len(frame)), random_state=seed) if len(frame) > n else frame
     rows = int(np.ceil(len(sample) / cols)) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.9), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.9), squeeze=False, dpi=72)  # photos: keep PNGs small
     for ax in axes.flat:
         ax.axis("off")
     for ax, (_, r) in zip(axes.flat, sample.iterrows()):

@@ -40,6 +40,11 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None):
             f"{record['weights_sha256'][:12]} recorded in {run_dir / run.MANIFEST}"
         )
     head = load_head(inside(run_dir, record["head_file"]), record["feature_dim"], record["head_units"], record["head_sha256"])
+    if record.get("finetuned_file"):
+        from gfr import finetune
+
+        inside(run_dir, record["finetuned_file"])
+        return finetune.load_finetuned(backbone, record, resolved, run_dir), backbone, record
     extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved)
     return full_model(extractor, head), backbone, record
 
