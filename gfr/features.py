@@ -66,6 +66,15 @@ def load_entry(npy: Path, meta: Path, key: dict, rows: int) -> np.ndarray | None
     return array
 
 
+def remove_stale_temporaries(npy: Path, older_than_s: float = 3600.0) -> None:
+    """Delete temporaries of this entry left by a killed run (untouched for an hour, so not being written)."""
+    import time
+
+    for tmp in npy.parent.glob(f".{npy.name}.*.tmp.npy"):
+        if time.time() - tmp.stat().st_mtime > older_than_s:
+            tmp.unlink(missing_ok=True)
+
+
 def check_disk(directory: Path, nbytes: int) -> None:
     """Stop early, with a clear message, if the cache folder's disk cannot hold `nbytes` more."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,6 +156,7 @@ def extract(
     cached = load_entry(npy, meta, key, len(image_ids))
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
+    remove_stale_temporaries(npy)
     if layer:
         extractor = backbones.build_truncated(backbone, image_size, native, weights, layer, init_seed)
         row_shape = tuple(extractor.compute_output_shape((1, *image_size, 3))[1:])

@@ -22,8 +22,8 @@ def boundary_of(backbone: backbones.Backbone, params: Params) -> str:
     return params.finetune.boundary or backbone.finetune_boundary
 
 
-def upper_model(base, boundary: str, head):
-    """Boundary activations -> trainable top block(s) -> GAP -> head; BatchNorm stays in inference mode."""
+def upper_model(base, boundary: str, head, dropout: float = 0.0):
+    """Boundary activations -> trainable top block(s) -> GAP (-> dropout) -> head; BatchNorm stays in inference mode."""
     upper = keras.Model(base.get_layer(boundary).output, base.output, name="top_blocks")
     upper.trainable = True
     for layer in upper.layers:
@@ -31,12 +31,14 @@ def upper_model(base, boundary: str, head):
             layer.trainable = False
     inputs = keras.Input(upper.input.shape[1:])
     pooled = keras.layers.GlobalAveragePooling2D(name="gap")(upper(inputs))
+    if dropout:
+        pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
     return keras.Model(inputs, head(pooled), name="finetune")
 
 
-def full_from_trained(backbone, image_size, native, weights, trained):
+def full_from_trained(backbone, image_size, native, weights, trained, seed: int):
     """The full image -> P(male) model carrying the fine-tuned top block(s) and head of `trained`."""
-    extractor = backbones.build_extractor(backbone, image_size, native, weights)
+    extractor = backbones.build_extractor(backbone, image_size, native, weights, seed)
     base = extractor.layers[1]
     top = trained.get_layer("top_blocks")
     for layer in top.layers:
@@ -48,11 +50,13 @@ def full_from_trained(backbone, image_size, native, weights, trained):
 
 def load_finetuned(backbone, record: dict, weights, run_dir: Path):
     """Rebuild a saved fine-tuned run's full model (used by `gfr predict`)."""
+    seed_everything(record["params"]["seed"])
     base = backbones.build_base(backbone, (None, None, 3), weights)
     head = build_head(backbone.feature_dim, record["head_units"])
     trained = upper_model(base, record["finetune_boundary"], head)
     trained.load_weights(run_dir / record["finetuned_file"])
-    return full_from_trained(backbone, tuple(record["input_size"]), record["native_input"], weights, trained)
+    return full_from_trained(backbone, tuple(record["input_size"]), record["native_input"], weights, trained,
+                             record["params"]["seed"])
 
 
 class Batches(keras.utils.PyDataset):
@@ -102,9 +106,10 @@ def execute(backbone, params: Params, weights, frame: pd.DataFrame, data_root, r
     start = time.perf_counter()
     head, warm = train_head(np.asarray(pooled[rows["train"]]), y["train"], np.asarray(pooled[rows["val"]]), y["val"],
                             params.head.dense_units, params.head.learning_rate, params.head.batch_size, params.epochs, seed)
-    seed_everything(seed)
+    seed_everything(params.seed)  # random (test) weights: the same draw as the cached activations'
     base = backbones.build_base(backbone, (None, None, 3), weights)
-    trained = upper_model(base, boundary, head)
+    seed_everything(seed)
+    trained = upper_model(base, boundary, head, ft.dropout)
     compile_binary(trained, ft.learning_rate)
     val_x = np.asarray(plain[rows["val"]], dtype=np.float32)
     best = {"val_accuracy": -1.0}
@@ -133,7 +138,7 @@ def execute(backbone, params: Params, weights, frame: pd.DataFrame, data_root, r
     chosen_epoch = params.epochs + best["epoch"]  # 0-based row of the kept epoch
     seeds_rows = [run.seed_row(seed, history.to_dict("list"), y["test"], prob_test, epoch=chosen_epoch)]
 
-    model = full_from_trained(backbone, params.image_size, params.native_input, weights, trained)
+    model = full_from_trained(backbone, params.image_size, params.native_input, weights, trained, params.seed)
     test_ids = frame.image_id.values[rows["test"]]
     timed, gap = run.time_and_check(model, backbone, params, data_root, test_ids, prob_test)
     run_dir.mkdir(parents=True, exist_ok=True)

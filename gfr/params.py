@@ -48,6 +48,7 @@ class FinetuneParams:
     epochs: int
     batch_size: int
     augment: bool
+    dropout: float = 0.0  # on the pooled features, during fine-tuning only
 
 
 @dataclass(frozen=True)

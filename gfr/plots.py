@@ -57,6 +57,9 @@ def training_curves(history: pd.DataFrame, title: str = ""):
                     label="train" if seed == primary else None)
             ax.plot(group.epoch, group[f"val_{metric}"], color="#ff7f0e", lw=width, alpha=alpha,
                     label="validation" if seed == primary else None)
+        if "phase" in history and history.phase.nunique() > 1:
+            ax.axvline(history[history.phase == history.phase.iloc[0]].epoch.max() + 0.5, color="grey", ls=":",
+                       label=f"{history.phase.iloc[-1]} starts")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.legend()

@@ -33,7 +33,7 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None):
     backbone = backbones.get(record["backbone"])
     if weights is None and record.get("weights_file") and Path(record["weights_file"]).is_file():
         weights = record["weights_file"]
-    resolved = backbones.resolve_weights(backbone, weights or "imagenet")
+    resolved = backbones.resolve_weights(backbone, weights or ("none" if record["weights_sha256"] == "random" else "imagenet"))
     if resolved.sha256 != record["weights_sha256"]:
         raise GfrError(
             f"weights {resolved.path or 'random'} (sha256 {resolved.sha256[:12]}) differ from the run's "
@@ -45,7 +45,8 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None):
 
         inside(run_dir, record["finetuned_file"])
         return finetune.load_finetuned(backbone, record, resolved, run_dir), backbone, record
-    extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved)
+    extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved,
+                                          record["params"]["seed"])
     return full_model(extractor, head), backbone, record
 
 

@@ -121,6 +121,7 @@ def execute(
     frame = split.read_manifest(manifest_path)
     run_dir = Path(runs_dir) / run_name(backbone.name, iteration)
     record = base_record(backbone, iteration, params, manifest_path)
+    (run_dir / MANIFEST).unlink(missing_ok=True)  # a rerun killed midway must not leave the old numbers behind
     try:
         weights = backbones.resolve_weights(backbone, params.weights)
     except WeightsUnavailable as exc:
@@ -158,7 +159,7 @@ def execute(
     head_s = time.perf_counter() - start
 
     head = heads[h.seeds[0]]
-    extractor = backbones.build_extractor(backbone, params.image_size, params.native_input, weights)
+    extractor = backbones.build_extractor(backbone, params.image_size, params.native_input, weights, params.seed)
     test_ids = frame.image_id.values[test_rows]
     timed, gap = time_and_check(full_model(extractor, head), backbone, params, data_root, test_ids,
                                 test_probs[f"prob_seed{h.seeds[0]}"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -23,6 +24,7 @@ def time_end_to_end(model, backbone: backbones.Backbone, paths, image_size, batc
     for _ in range(warmup):
         predict_files(model, backbone, paths[: 2 * batch_size], image_size, batch_size)
     runs, probs = [], None
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for _ in range(repeats):
         start = time.perf_counter()
         probs = predict_files(model, backbone, paths, image_size, batch_size)
@@ -36,4 +38,6 @@ def time_end_to_end(model, backbone: backbones.Backbone, paths, image_size, batc
         "median_s": median,
         "images_per_s": len(paths) / median if median > 0 else float("inf"),
         "probabilities": probs,
+        # other work on the machine slows a timing down: the 1-minute load average before and after
+        "load_average": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],
     }

@@ -52,6 +52,7 @@ if record["status"] == "skipped":
                      "backbones: give the weights (Keras download, `GFR_WEIGHTS_DIR` or `weights=`) and rerun."))
 else:
     t, s, inf = record["test"], record["seeds"], record["inference"]
+    load = " / ".join(f"{v:.1f}" for v in inf["load_average"])
     display(Markdown(f"Weights: {record['weights_origin']} (sha256 `{record['weights_sha256'][:12]}`); "
                      f"input {record['input_size'][0]} x {record['input_size'][1]}; "
                      f"features from cache: {record['feature_cache']['cache']}."))
@@ -75,9 +76,24 @@ else:
         f"forward; median of {inf['repeats']} after warm-up): **{inf['median_s']:.2f} s**, "
         f"{inf['images_per_s']:.0f} images/s on {record['hardware']['cpu']} ({record['hardware']['cores']} cores"
         f"{', ' + record['hardware']['gpus'][0] if record['hardware']['gpus'] else ', no GPU'}), "
-        f"Keras {record['hardware']['keras']} / {record['hardware']['keras_backend']}. "
+        f"Keras {record['hardware']['keras']} / {record['hardware']['keras_backend']}; 1-minute load average "
+        f"before / after timing: {load} on "
+        f"{record['hardware']['cores']} cores (a load above the core count means other work shared the CPU). "
         f"Full model vs cached-feature head, largest difference in P(male): "
         f"{record['full_model_vs_cached_max_abs_diff']:.1e}."))
+
+# %%
+if record.get("finetune_boundary"):
+    ft = record["params"]["finetune"]
+    augment = "each image mirrored with probability 1/2" if ft["augment"] else "no augmentation"
+    display(Markdown(
+        f"Fine-tuning: the head is first trained {record['params']['epochs']} epochs on the frozen pooled features, "
+        f"then every layer above `{record['finetune_boundary']}` (BatchNorm kept in inference mode) is trained with "
+        f"the head for {ft['epochs']} epochs, Adam lr {ft['learning_rate']:g}, batch {ft['batch_size']}, dropout "
+        f"{ft['dropout']} on the pooled features, {augment}. "
+        f"The activations at `{record['finetune_boundary']}` are computed once (plain and mirrored) and cached, so "
+        f"the frozen layers are never recomputed. Kept: epoch {record['finetune_kept_epoch']} of fine-tuning, the one "
+        f"with the best validation accuracy; one seed ({record['primary_seed']})."))
 
 # %%
 if record["status"] == "ok":

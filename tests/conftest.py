@@ -7,7 +7,9 @@ suite needs neither the real data nor ImageNet weights. Tests that do need them 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,12 +23,13 @@ TEST_PARAMS = PARAMS_DIR / "test.yaml"
 PYTHON = sys.executable
 
 # The real data and weights, as the caller's environment names them, captured before it is made hermetic.
-REAL_DATA = Path(os.environ.get("GFR_DATA_DIR") or REPO.parents[1] / "shared" / "celeba-5k")
+REAL_DATA = Path(os.environ.get("GFR_DATA_DIR") or REPO.parent / "shared" / "celeba-5k")
 REAL_WEIGHTS = Path(os.environ.get("GFR_WEIGHTS_DIR") or Path.home() / ".cache" / "gfr" / "weights").expanduser()
 
 # Hermetic environment, set before anything imports Keras: TensorFlow backend, quiet logs, and every cache
 # (features, Keras downloads) in a private temporary folder, so tests never touch ~/.cache or ~/.keras.
 _SCRATCH = Path(tempfile.mkdtemp(prefix="gfr-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 os.environ["GFR_CACHE_DIR"] = str(_SCRATCH / "feature-cache")
@@ -64,11 +67,6 @@ def _hermetic_env(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def scratch() -> Path:
-    return _SCRATCH
-
-
-@pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """40 synthetic face-like JPEGs (64x52) with a CelebA-layout attribute file. Read-only for tests."""
     from gfr import synthetic
@@ -101,3 +99,22 @@ def real_weights() -> Path:
     if not (REAL_WEIGHTS / name).is_file():
         pytest.skip(f"real ResNet50 weights {name} not found in {REAL_WEIGHTS} (set GFR_WEIGHTS_DIR)")
     return REAL_WEIGHTS
+
+
+def run_args(data, manifest, runs_dir, cache_dir, backbone="ResNet50", iteration=1, *extra):
+    """Arguments of `gfr run` on synthetic data with the test parameters and a random backbone."""
+    return ["run", backbone, str(iteration), "--data-dir", data, "--manifest", manifest, "--params", TEST_PARAMS,
+            "--weights", "none", "--runs-dir", runs_dir, "--cache-dir", cache_dir, *extra]
+
+
+@pytest.fixture(scope="session")
+def cli_run(synth_root, tmp_path_factory) -> dict:
+    """`gfr split` then `gfr run ResNet50 1` (test params, weights none) on the synthetic set, in fresh processes."""
+    work = tmp_path_factory.mktemp("cli-run")
+    manifest = work / "split.csv"
+    split_proc = gfr_cli("split", "--data-dir", synth_root, "--params", TEST_PARAMS, "--out", manifest, cwd=work)
+    assert split_proc.returncode == 0, split_proc.stderr
+    run_proc = gfr_cli(*run_args(synth_root, manifest, work / "runs", work / "cache"), cwd=work)
+    assert run_proc.returncode == 0, f"{run_proc.stdout}\n{run_proc.stderr}"
+    return {"work": work, "manifest": manifest, "split": split_proc, "run": run_proc,
+            "run_dir": work / "runs" / "ResNet50-it1", "cache": work / "cache"}

@@ -1,0 +1,111 @@
+"""Face detection and CelebA-style framing for `gfr predict --detect-faces`."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gfr import faces
+from gfr.errors import GfrError
+from gfr.images import decode
+
+
+@pytest.fixture(autouse=True)
+def _fresh_detector():
+    """Each test builds the detector anew (one test hides dlib)."""
+    faces.detector.cache_clear()
+    yield
+    faces.detector.cache_clear()
+
+
+@pytest.fixture
+def dlib():
+    return pytest.importorskip("dlib", reason="dlib not installed: pip install .[peers]")
+
+
+def celeba_face(real_data, index: int = 0) -> np.ndarray:
+    """One real aligned CelebA image (178x218) in which the detector finds a face."""
+    paths = sorted((real_data / "img_align_celeba").glob("*.jpg"))
+    found = [p for p in paths[index:index + 20] if faces.detect(decode(p, None))]
+    return decode(found[0], None)
+
+
+def test_missing_detector_package_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    with pytest.raises(GfrError, match=r"^face detection needs dlib .*: pip install \.\[peers\]$"):
+        faces.aligned_crops(np.zeros((100, 100, 3), np.uint8), (128, 128))
+
+
+def test_blank_image_has_no_face(dlib):
+    assert faces.aligned_crops(np.zeros((300, 400, 3), np.uint8), (218, 178)) == []
+    assert faces.aligned_crops(np.full((50, 40, 3), 200, np.uint8), (128, 128)) == []
+
+
+def test_frame_of_a_median_box_is_the_celeba_image():
+    side = faces.CELEBA_SIZE[1] / faces.FRAME_WIDTH
+    cx = faces.CELEBA_SIZE[1] / 2 - faces.FRAME_DX * side
+    cy = faces.CELEBA_SIZE[0] / 2 - faces.FRAME_DY * side
+    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    assert faces.frame(box) == (0, 0, faces.CELEBA_SIZE[1], faces.CELEBA_SIZE[0])
+
+
+def test_cut_repeats_edge_pixels_past_the_border():
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    out = faces.cut(image, (-2, -1, 3, 6))
+    assert out.shape == (7, 5, 3)
+    assert (out[1:5, 2:5] == image[:, 0:3]).all()
+    assert (out[0, 2:] == image[0, 0:3]).all() and (out[:, 0] == out[:, 2]).all() and (out[5:, 2:] == image[3, 0:3]).all()
+    with pytest.raises(ValueError, match="wholly outside"):
+        faces.cut(image, (10, 10, 20, 20))
+
+
+def test_real_face_on_a_bigger_canvas_gives_one_crop(dlib, real_data):
+    face = celeba_face(real_data)
+    scaled = np.asarray(Image.fromarray(face).resize((231, 283), Image.BILINEAR))  # 1.3x
+    rng = np.random.default_rng(0)
+    canvas = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    top, left = 200, 400
+    canvas[top:top + 283, left:left + 231] = scaled
+
+    crops = faces.aligned_crops(canvas, (128, 128))
+    assert len(crops) == 1
+    assert crops[0].shape == (128, 128, 3) and crops[0].dtype == np.uint8
+
+    x0, y0, x1, y1 = faces.frame(faces.detect(canvas)[0])  # the frame lies about where the pasted image is
+    assert abs((x0 + x1) / 2 - (left + 231 / 2)) < 0.1 * 231 and abs((y0 + y1) / 2 - (top + 283 / 2)) < 0.1 * 283
+    assert 0.8 < (x1 - x0) / 231 < 1.25
+
+
+def test_face_at_the_border_is_padded(dlib, real_data):
+    face = celeba_face(real_data)
+    clipped = np.ascontiguousarray(face[30:, :])  # the CelebA frame would reach 30 px above the top
+    crops = faces.aligned_crops(clipped, (218, 178))
+    assert len(crops) == 1 and crops[0].shape == (218, 178, 3)
+
+
+def test_two_faces_largest_first(dlib, real_data):
+    big = celeba_face(real_data, 0)
+    small = np.asarray(Image.fromarray(celeba_face(real_data, 40)).resize((133, 163), Image.BILINEAR))
+    canvas = np.zeros((300, 420, 3), np.uint8)
+    canvas[40:203, 10:143] = small
+    canvas[:218, 200:378] = big
+    boxes = faces.detect(canvas)
+    assert len(boxes) == 2 and boxes[0][0] > 180 and boxes[1][0] < 150
+    assert len(faces.aligned_crops(canvas, (64, 64))) == 2
+
+
+def test_calibration_reproduces_the_constants(dlib, real_data):
+    measured = faces.calibrate(real_data, n=60, seed=3, progress=False)
+    assert measured["faces_found"] >= 50
+    assert abs(measured["FRAME_DX"] - faces.FRAME_DX) < 0.05
+    assert abs(measured["FRAME_DY"] - faces.FRAME_DY) < 0.05
+    assert abs(measured["FRAME_WIDTH"] - faces.FRAME_WIDTH) < 0.12
+
+
+def test_astronaut_photo_has_a_face(dlib):
+    data = pytest.importorskip("skimage.data", reason="scikit-image not installed (only this check uses it)")
+    crops = faces.aligned_crops(data.astronaut(), (218, 178))
+    assert len(crops) == 1 and crops[0].shape == (218, 178, 3)

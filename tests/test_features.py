@@ -1,0 +1,256 @@
+"""The feature cache: cached features + head == the full frozen model; hits, corruption, keys, disk, no pickle."""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import small_params
+from gfr import backbones, celeba, features, split
+from gfr.errors import GfrError
+from gfr.head import full_model, predict_proba, train_head
+from gfr.images import decode_batch
+from gfr.params import load_params
+
+SIZE = (48, 48)
+VGG_SIZE = (32, 32)
+
+
+class LoadRecorder:
+    """Wraps np.load to record the keyword arguments of each call made by gfr.features."""
+
+    def __init__(self):
+        self.calls = []
+        self.real = np.load
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append(kwargs)
+        return self.real(*args, **kwargs)
+
+
+def do_extract(name, frame, root, manifest_sha, directory, size, seed=1024):
+    return features.extract(name, list(frame.image_id), root, size, False, backbones.RANDOM, manifest_sha,
+                            batch_size=8, directory=directory, init_seed=seed, progress=False)
+
+
+@pytest.fixture(scope="module")
+def frame(synth_manifest):
+    return split.read_manifest(synth_manifest)
+
+
+@pytest.fixture(scope="module")
+def resnet(frame, synth_root, synth_manifest, tmp_path_factory):
+    """ResNet50 (random, 48x48) features of the synthetic set, computed through the cache."""
+    directory = tmp_path_factory.mktemp("resnet-cache")
+    feats, info = do_extract("ResNet50", frame, synth_root, split.manifest_hash(synth_manifest), directory, SIZE)
+    return np.array(feats), info, directory
+
+
+@pytest.fixture(scope="module")
+def vgg(frame, synth_root, synth_manifest, tmp_path_factory):
+    """VGG16 (random, 32x32) features through the cache, recording how np.load was called."""
+    directory = tmp_path_factory.mktemp("vgg-cache")
+    recorder = LoadRecorder()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(features.np, "load", recorder)
+        feats, info = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), directory, VGG_SIZE)
+    return np.array(feats), info, directory, recorder.calls
+
+
+@pytest.fixture
+def vgg_copy(vgg, tmp_path):
+    """A private copy of the VGG16 cache folder that a test may damage."""
+    out = tmp_path / "cache"
+    shutil.copytree(vgg[2], out)
+    return out
+
+
+def test_features_computed_once_per_image(resnet, frame):
+    feats, info, directory = resnet
+    assert info["cache"] == "miss"
+    assert feats.shape == (len(frame), 2048) and feats.dtype == np.float32
+    assert np.isfinite(feats).all() and feats.std(axis=0).mean() > 0  # images give different features
+    npy, meta = sorted(directory.glob("*.npy")), sorted(directory.glob("*.json"))
+    assert len(npy) == 1 and len(meta) == 1 and npy[0].name.startswith("ResNet50-48x48-")
+    sidecar = json.loads(meta[0].read_text())
+    assert sidecar["rows"] == len(frame) and sidecar["key"]["init_seed"] == 1024
+
+
+def test_head_on_cached_features_equals_full_frozen_model(resnet, frame, synth_root):
+    """The central equivalence: cached features -> head gives what the full model gives from the images."""
+    feats, _, _ = resnet
+    train, test = frame.split.values == "train", frame.split.values == "test"
+    head, _ = train_head(feats[train], frame.label.values[train], feats[~train & ~test], frame.label.values[~train & ~test],
+                         units=64, learning_rate=1e-3, batch_size=16, epochs=2, seed=1024)
+    p_cached = predict_proba(head, feats[test])
+
+    backbone = backbones.get("ResNet50")
+    extractor = backbones.build_extractor(backbone, SIZE, False, backbones.RANDOM, init_seed=1024)
+    paths = [celeba.image_path(synth_root, i) for i in frame.image_id[test]]
+    images = backbones.preprocess(backbone, decode_batch(paths, SIZE))
+    model = full_model(extractor, head)
+    p_full = np.asarray(model.predict_on_batch(images)).ravel()
+
+    np.testing.assert_allclose(np.asarray(extractor(images, training=False)), feats[test], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(p_full, p_cached, rtol=0, atol=1e-5)
+    assert np.ptp(p_full) > 1e-4  # the probabilities are not all the same (the check has teeth)
+
+
+def test_random_backbone_is_drawn_from_the_init_seed():
+    backbone = backbones.get("VGG16")
+    a = backbones.build_extractor(backbone, VGG_SIZE, False, backbones.RANDOM, init_seed=5)
+    b = backbones.build_extractor(backbone, VGG_SIZE, False, backbones.RANDOM, init_seed=5)
+    c = backbones.build_extractor(backbone, VGG_SIZE, False, backbones.RANDOM, init_seed=6)
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert not all(np.array_equal(x, y) for x, y in zip(a.get_weights(), c.get_weights()))
+
+
+def test_second_call_is_a_hit_and_does_not_rebuild(vgg, frame, synth_root, synth_manifest, monkeypatch):
+    feats, info, directory, _ = vgg
+    assert info["cache"] == "miss"
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the backbone was rebuilt on a cache hit")
+
+    monkeypatch.setattr(backbones, "build_extractor", no_build)
+    again, info2 = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), directory, VGG_SIZE)
+    assert info2 == {"cache": "hit", "path": info["path"]}
+    np.testing.assert_array_equal(np.asarray(again), feats)
+    assert not again.flags.writeable  # a read-only memory map
+
+
+def test_corrupt_cache_file_is_reported_once_and_rebuilt(vgg, vgg_copy, frame, synth_root, synth_manifest, capsys):
+    feats = vgg[0]
+    (npy,) = vgg_copy.glob("*.npy")
+    data = bytearray(npy.read_bytes())
+    for offset in (len(data) - 100, len(data) // 2):  # flip bytes in the array data, keep the header valid
+        data[offset] ^= 0xFF
+    npy.write_bytes(bytes(data))
+    capsys.readouterr()
+    rebuilt, info = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), vgg_copy, VGG_SIZE)
+    err = capsys.readouterr().err
+    assert info["cache"] == "miss"
+    assert len(err.strip().splitlines()) == 1 and str(npy) in err and "corrupt" in err
+    np.testing.assert_allclose(np.asarray(rebuilt), feats, rtol=1e-6, atol=1e-6)
+    # The rebuilt entry is intact: the next call is a silent hit.
+    _, info3 = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), vgg_copy, VGG_SIZE)
+    assert info3["cache"] == "hit" and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("damage", ["garbage-json", "other-key", "wrong-sha", "npy-not-an-array"])
+def test_bad_entries_are_not_loaded(vgg, vgg_copy, frame, synth_manifest, damage, capsys):
+    (npy,), (meta,) = vgg_copy.glob("*.npy"), vgg_copy.glob("*.json")
+    sidecar = json.loads(meta.read_text())
+    if damage == "garbage-json":
+        meta.write_text("{not json")
+    elif damage == "other-key":
+        sidecar["key"]["manifest_sha256"] = "0" * 64
+        meta.write_text(json.dumps(sidecar))
+    elif damage == "wrong-sha":
+        sidecar["sha256"] = "0" * 64
+        meta.write_text(json.dumps(sidecar))
+    else:
+        npy.write_bytes(b"not an npy file")
+        sidecar["sha256"] = features.file_sha256(npy)
+        meta.write_text(json.dumps(sidecar))
+    key = features.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
+    assert features.entry_paths(vgg_copy, key) == (npy, meta)
+    assert features.load_entry(npy, meta, key, len(frame)) is None
+    assert "corrupt or stale" in capsys.readouterr().err
+
+
+def test_intact_entry_with_wrong_row_count_is_not_loaded(vgg, frame, synth_manifest, capsys):
+    directory = vgg[2]
+    key = features.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
+    npy, meta = features.entry_paths(directory, key)
+    assert features.load_entry(npy, meta, key, len(frame)) is not None
+    assert features.load_entry(npy, meta, key, len(frame) + 1) is None
+
+
+def test_cache_files_are_loaded_without_pickle(vgg, frame, synth_root, synth_manifest, monkeypatch):
+    miss_calls = vgg[3]
+    recorder = LoadRecorder()
+    monkeypatch.setattr(features.np, "load", recorder)
+    do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), vgg[2], VGG_SIZE)
+    assert miss_calls and recorder.calls
+    for kwargs in miss_calls + recorder.calls:
+        assert kwargs.get("allow_pickle") is False
+
+
+def test_stale_keys_are_different_entries(tmp_path):
+    w1 = backbones.Weights("/w/a.h5", "a" * 64, "file a.h5")
+    w2 = backbones.Weights("/w/b.h5", "b" * 64, "file b.h5")
+    base = dict(backbone="ResNet50", image_size=(128, 128), native=False, weights=w1, manifest_sha="m" * 64, init_seed=1)
+
+    def path(**change):
+        return features.entry_paths(tmp_path, features.cache_key(**{**base, **change}))
+
+    same = path()
+    assert path() == same
+    assert path(manifest_sha="n" * 64) != same
+    assert path(weights=w2) != same
+    assert path(image_size=(218, 178), native=True) != same
+    assert path(native=True) != same
+    assert path(backbone="VGG16") != same
+    assert path(init_seed=2) == same  # the init seed only matters for random weights
+    random = dict(weights=backbones.RANDOM)
+    assert path(**random, init_seed=1) != path(**random, init_seed=2)
+
+
+def test_iterations_1_and_2_share_one_cache_entry(tmp_path):
+    weights = backbones.Weights("/w/resnet.h5", "c" * 64, "ImageNet")
+
+    def entry(iteration):
+        p = load_params(iteration)
+        key = features.cache_key("ResNet50", p.image_size, p.native_input, weights, "m" * 64, p.seed)
+        return features.entry_paths(tmp_path, key)
+
+    assert entry(1) == entry(2)
+    assert entry(3) != entry(1)
+    assert entry(3)[0].name.startswith("ResNet50-218x178-")
+
+
+def test_not_enough_disk_stops_before_any_computation(frame, synth_root, synth_manifest, tmp_path, monkeypatch):
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(features.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("features were computed despite the full disk")
+
+    monkeypatch.setattr(features, "compute", no_compute)
+    with pytest.raises(GfrError) as info:
+        do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), tmp_path / "c", VGG_SIZE)
+    assert str(tmp_path / "c") in str(info.value) and "GFR_CACHE_DIR" in str(info.value)
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_failed_extraction_leaves_no_entry(frame, synth_root, synth_manifest, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    victim = frame.image_id.iloc[-1]
+    (root / celeba.IMAGES_DIR / victim).unlink()  # the last batch fails
+    with pytest.raises(GfrError, match=victim):
+        do_extract("VGG16", frame, root, split.manifest_hash(synth_manifest), tmp_path / "c", VGG_SIZE)
+    assert list((tmp_path / "c").iterdir()) == []  # no .npy, no sidecar, no temporary file
+
+
+def test_cache_dir_resolution(tmp_path, monkeypatch):
+    assert features.cache_dir(tmp_path) == tmp_path
+    monkeypatch.setenv(features.CACHE_ENV, str(tmp_path / "env"))
+    assert features.cache_dir() == tmp_path / "env"
+    monkeypatch.delenv(features.CACHE_ENV)
+    assert features.cache_dir() == features.Path.home() / ".cache" / "gfr" / "features"
+
+
+def test_check_disk_passes_with_room(tmp_path):
+    features.check_disk(tmp_path / "c", 1024)
+    assert (tmp_path / "c").is_dir()
+
+
+def test_small_params_use_the_cacheable_layout():
+    p = small_params(1)
+    assert p.image_size == SIZE and not p.native_input and p.weights == "none"

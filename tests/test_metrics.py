@@ -1,0 +1,110 @@
+"""Metrics against values worked out by hand (or published)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gfr import metrics
+
+
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [
+        (8, 10, 0.4901625, 0.9433178),  # statsmodels proportion_confint(8, 10, method="wilson")
+        (0, 10, 0.0, 0.2775328),
+        (10, 10, 0.7224672, 1.0),
+        (50, 100, 0.4038315, 0.5961685),
+        (950, 1000, 0.9346862, 0.9618697),  # (2k + z^2 -+ z sqrt(z^2 + 4k(n-k)/n)) / 2(n + z^2)
+    ],
+)
+def test_wilson_ci_known_values(k, n, low, high):
+    lo, hi = metrics.wilson_ci(k, n)
+    assert lo == pytest.approx(low, abs=1e-6) and hi == pytest.approx(high, abs=1e-6)
+
+
+def test_wilson_ci_empty_is_nan():
+    assert all(math.isnan(v) for v in metrics.wilson_ci(0, 0))
+
+
+def test_wilson_ci_brackets_the_proportion_and_narrows_with_n():
+    small = metrics.wilson_ci(7, 10)
+    large = metrics.wilson_ci(700, 1000)
+    assert small[0] < 0.7 < small[1] and large[0] < 0.7 < large[1]
+    assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_classify_hand_made():
+    y = [1, 1, 0, 0, 1]
+    p = [0.9, 0.4, 0.2, 0.6, 0.5]  # predictions at threshold 0.5 (inclusive): 1 0 0 1 1
+    m = metrics.classify(y, p)
+    assert m["n"] == 5 and m["accuracy"] == pytest.approx(0.6)
+    assert m["confusion"] == [[1, 1], [1, 2]]  # rows: true female, true male; columns: predicted
+    assert m["roc_auc"] == pytest.approx(4 / 6)  # 4 of the 6 (male, female) pairs are ranked right
+    expected_loss = -np.mean(np.log([0.9, 0.4, 0.8, 0.4, 0.5]))
+    assert m["loss"] == pytest.approx(expected_loss)
+    assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == pytest.approx(metrics.wilson_ci(3, 5))
+
+
+def test_classify_threshold_and_single_class():
+    m = metrics.classify([1, 1, 1], [0.2, 0.6, 0.8], threshold=0.7)
+    assert m["accuracy"] == pytest.approx(1 / 3) and math.isnan(m["roc_auc"])
+    assert m["confusion"] == [[0, 0], [2, 1]]
+
+
+def test_classify_clips_log_loss():
+    m = metrics.classify([1, 0], [0.0, 1.0])
+    assert math.isfinite(m["loss"]) and m["loss"] > 10
+
+
+def test_calibration_perfect_toy_has_zero_ece():
+    y, p = [], []
+    for centre in np.arange(0.05, 1.0, 0.1):  # 100 samples per bin, round(100 * centre) of them male
+        positives = int(round(100 * centre))
+        y += [1] * positives + [0] * (100 - positives)
+        p += [centre] * 100
+    cal = metrics.calibration(y, p)
+    assert cal["ece"] == pytest.approx(0.0, abs=1e-9)
+    assert len(cal["bins"]) == 10 and all(b["count"] == 100 for b in cal["bins"])
+    for b in cal["bins"]:
+        assert b["mean_prob"] == pytest.approx(b["frac_male"])
+
+
+def test_calibration_overconfident_toy():
+    y = [1, 0] * 50
+    cal = metrics.calibration(y, [0.9] * 100)
+    assert cal["ece"] == pytest.approx(0.4)
+    assert cal["bins"] == [{"bin": 9, "count": 100, "mean_prob": pytest.approx(0.9), "frac_male": 0.5}]
+
+
+def test_calibration_edges_land_in_first_and_last_bin():
+    cal = metrics.calibration([0, 1], [0.0, 1.0], bins=5)
+    assert [b["bin"] for b in cal["bins"]] == [0, 4] and cal["ece"] == pytest.approx(0.0)
+
+
+def test_mcnemar_counts():
+    a = [1, 1, 0, 0, 1, 0, 1]
+    b = [1, 0, 1, 0, 0, 0, 1]
+    r = metrics.mcnemar(a, b)
+    assert (r["only_a_right"], r["only_b_right"]) == (2, 1)
+    assert r["p_value"] == pytest.approx(1.0)
+
+
+def test_mcnemar_exact_p():
+    r = metrics.mcnemar([1] * 10 + [1] * 5, [0] * 10 + [1] * 5)
+    assert (r["only_a_right"], r["only_b_right"]) == (10, 0)
+    assert r["p_value"] == pytest.approx(2 * 0.5**10)
+    assert metrics.mcnemar([1, 0], [1, 0]) == {"only_a_right": 0, "only_b_right": 0, "p_value": 1.0}
+
+
+def test_seed_summary():
+    assert metrics.seed_summary([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    assert metrics.seed_summary([0.9]) == (0.9, 0.0)
+
+
+def test_roc_points():
+    fpr, tpr = metrics.roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert fpr[0] == 0 and tpr[-1] == 1 and fpr[-1] == 1
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
