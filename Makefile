@@ -19,7 +19,8 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report bench clean-runs
+.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report clean-runs \
+        bench bench-sweep bench-backends bench-inference bench-scale
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -99,6 +100,23 @@ reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildc
 
 report: sweep reports/results.csv reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf
 	$(PY) -m gfr report --notebooks reports --out-dir reports
+
+# ---- benchmarks (ratios measured side by side; see benchmarks/README.md) ---------------------------------
+bench: bench-sweep bench-backends bench-inference bench-scale ## all benchmarks (< 30 min on 2 cores), table in benchmarks/README.md
+	$(PY) benchmarks/report.py
+
+bench-sweep: ## cached-feature sweep vs the original way (fit on images every epoch): wall-time ratio
+	$(PY) benchmarks/bench_sweep.py --repeats 1 $(if $(wildcard reports/runs/*/manifest.json),--manifests 'reports/runs/*/manifest.json')
+
+bench-backends: ## feature-extraction img/s under tensorflow, jax and torch (needs `pip install -e .[bench]`)
+	$(PY) benchmarks/bench_backends.py
+
+bench-inference: ## end-to-end test-split prediction from JPEGs vs the forward-pass floor; predict latency
+	$(PY) benchmarks/bench_inference.py
+
+bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of feature extraction
+	$(PY) benchmarks/bench_scale.py --prepare
+	$(PY) benchmarks/bench_scale.py
 
 clean-runs: ## delete executed run notebooks (the feature cache stays)
 	rm -rf reports/runs/*.ipynb

@@ -54,7 +54,7 @@ def summarise_manifests(patterns: list[str]) -> dict:
         cells = " ".join(f"{row['stage_seconds'].get(s, 0.0):>16.1f}s" for s in sorted(totals))
         print(f"  {row['run']:<28} {str(row['status']):<8} {str(row['feature_cache']):<5} {cells} {row['total_s']:>8.1f}s")
     if total:
-        print(f"  {'all runs':<42} " + " ".join(f"{totals[s]:>10.1f}s {100 * totals[s] / total:4.1f}%" for s in sorted(totals))
+        print(f"  {'all runs':<44} " + " ".join(f"{totals[s]:>10.1f}s {100 * totals[s] / total:4.1f}%" for s in sorted(totals))
               + f" {total:>8.1f}s")
     return {"manifests": paths, "runs": rows, "stage_totals_s": totals, "total_s": total,
             "stage_fractions": {s: v / total for s, v in totals.items()} if total else {}}

@@ -112,15 +112,16 @@ def alternate(sides: dict, repeats: int, label: str = "") -> dict:
 
 
 def verdict(value: float, target: float, kind: str) -> str:
-    """'PASS' or 'MISS' for a ratio against its target (kind '>=' or '<=')."""
-    ok = value >= target if kind == ">=" else value <= target
+    """'PASS' or 'MISS' for a ratio against its target (kind '>=', '<=', or 'within': |value - 1| <= target)."""
+    ok = {">=": value >= target, "<=": value <= target, "within": abs(value - 1.0) <= target}[kind]
     return "PASS" if ok else "MISS"
 
 
 def ratio(name: str, value: float, target: float, kind: str, unit: str = "x") -> dict:
     """Print one ratio against its target and return it as a dict for the result file."""
     v = verdict(value, target, kind)
-    print(f"RATIO {name}: {value:.3f}{unit} (target {kind} {target}{unit}) {v}", flush=True)
+    goal = f"1 +- {target:.0%}" if kind == "within" else f"{kind} {target}{unit}"
+    print(f"RATIO {name}: {value:.3f}{unit} (target {goal}) {v}", flush=True)
     return {"name": name, "value": value, "target": target, "target_kind": kind, "verdict": v}
 
 
@@ -189,6 +190,9 @@ def write_result(name: str, payload: dict, args, started: float, hardware: dict 
     if getattr(args, "no_write", False):
         return None
     suffix = "-quick" if record["quick"] else ""
+    backend = info.get("keras_backend", "tensorflow")
+    if backend in ("jax", "torch"):  # TensorFlow is the study's backend; others get their own files
+        suffix = f"-{backend}{suffix}"
     path = Path(args.out) if getattr(args, "out", None) else RESULTS_DIR / f"{name}-{device}{suffix}.json"
     atomic.write_json(path, record)
     print(f"wrote {path}", flush=True)
