@@ -57,8 +57,13 @@ _weights := $(shell GFR_WEIGHTS_DIR="$(GFR_WEIGHTS_DIR)" KERAS_BACKEND=$(KERAS_B
   $(PY) -m gfr weights $(BACKBONES) --stamp-dir build/weights 2>/dev/null)
 endif
 
-reports/01_data.ipynb $(SPLIT) &: notebooks/01_data.py params/base.yaml gfr/split.py gfr/celeba.py gfr/images.py
-	$(RUN_NOTEBOOK) notebooks/01_data.py reports/01_data.ipynb
+# The manifest is rewritten only when its content changes, so runs rerun only for a real change of split.
+build/split.stamp: params/base.yaml gfr/split.py gfr/celeba.py gfr/images.py
+	$(PY) -m gfr split --out $(SPLIT) && mkdir -p build && touch $@
+$(SPLIT): build/split.stamp ;
+
+reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/plots.py gfr/analysis.py
+	$(RUN_NOTEBOOK) notebooks/01_data.py $@
 
 split: $(SPLIT) ## write the split manifest (and the data notebook)
 
@@ -98,7 +103,7 @@ reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wil
 reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/04_compare.py $@
 
-report: sweep reports/results.csv reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf
+report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf
 	$(PY) -m gfr report --notebooks reports --out-dir reports
 
 # ---- benchmarks (ratios measured side by side; see benchmarks/README.md) ---------------------------------

@@ -112,3 +112,21 @@ def attribute_profile(image_ids, attributes: pd.DataFrame, reference_ids) -> pd.
     b = (attributes.loc[list(reference_ids)] == 1).mean()
     out = pd.DataFrame({"share in group": a, "share in test split": b, "difference": a - b})
     return out.drop(index=celeba.LABEL, errors="ignore").sort_values("difference", ascending=False)
+
+
+LEVERS = {2: "more epochs (20 -> 50)", 3: "native 218x178 input instead of 128x128", 4: "fine-tuning the top block"}
+
+
+def lever_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone, mean validation/test accuracy change (percentage points) from iteration k-1 to k."""
+    ok = results[results.status == "ok"].set_index(["backbone", "iteration"])
+    rows = []
+    for (backbone, it), r in ok.iterrows():
+        before = it - 1
+        if (backbone, before) not in ok.index or it not in LEVERS:
+            continue
+        p = ok.loc[(backbone, before)]
+        rows.append({"backbone": backbone, "from": f"it{before}", "to": f"it{it}", "lever": LEVERS[it],
+                     "val acc change (pp)": 100 * (r.val_accuracy_seed_mean - p.val_accuracy_seed_mean),
+                     "test acc change (pp)": 100 * (r.test_accuracy_seed_mean - p.test_accuracy_seed_mean)})
+    return pd.DataFrame(rows)

@@ -18,14 +18,17 @@ ImageNet weights cannot be had on the machine that built this report is shown as
 Curves: bold lines are the reported head (the first seed), thin lines the other seeds."""
 
 PRINT_CSS = """<style>
-@media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; } }
+@media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; } table.dataframe { font-size: 9px; } }
 .jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
-table.dataframe { font-size: 11px; }
+table.dataframe { font-size: 11px; max-width: 100%; }
+table.dataframe td, table.dataframe th { white-space: normal; overflow-wrap: anywhere; }
 </style>"""
 
 
 def _clean(notebook, keep_markdown: bool = True):
-    """A copy without parameter cells, markdown (optionally) and stderr streams (progress meters)."""
+    """A copy without parameter cells, markdown (optionally) and printed streams (progress, library logs).
+
+    The report shows what the notebooks display; everything printed stays in the executed notebooks."""
     nb = copy.deepcopy(notebook)
     cells = []
     for cell in nb.cells:
@@ -35,7 +38,7 @@ def _clean(notebook, keep_markdown: bool = True):
         if cell.cell_type == "markdown" and not keep_markdown:
             continue
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream"]
         cells.append(cell)
     nb.cells = cells
     return nb
@@ -90,14 +93,14 @@ def chromium() -> str:
 
 def to_pdf(html_path: Path, pdf_path: Path) -> Path:
     """Print the HTML report to PDF with headless Chromium (offline; nothing is downloaded)."""
-    with atomic.atomic_path(pdf_path, suffix=".pdf") as tmp, atomic.atomic_path(pdf_path.with_suffix(".profile")) as profile:
-        profile.unlink()
+    import tempfile
+
+    with atomic.atomic_path(pdf_path, suffix=".pdf") as tmp, tempfile.TemporaryDirectory(prefix="gfr-chromium-") as profile:
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
                f"--print-to-pdf={tmp}", html_path.resolve().as_uri()]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        shutil.rmtree(profile, ignore_errors=True)
         if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
             raise GfrError(f"Chromium could not print {html_path} to PDF: {done.stderr.strip().splitlines()[-1:]}")
     return pdf_path

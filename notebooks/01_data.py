@@ -44,6 +44,7 @@ from gfr.params import load_params
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["png"]
 pd.set_option("display.precision", 4)
+pd.set_option("display.max_colwidth", None)
 
 # %% [markdown]
 # ## Dataset

@@ -38,6 +38,7 @@ from gfr import analysis, celeba, metrics, peer, plots, results
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["png"]
 pd.set_option("display.precision", 4)
+pd.set_option("display.max_colwidth", None)
 
 # %%
 table = results.collect(runs_dir)
@@ -110,7 +111,16 @@ if len(wrong):
 peer_summary = Path(peer_dir) / "summary.json"
 if peer_summary.is_file():
     ps = json.loads(peer_summary.read_text())
-    display(pd.json_normalize(ps, sep=" / ").T.rename(columns={0: "peer"}))
+    a, d, nf, tp = ps["all_images"], ps["detected_faces"], ps["no_face"], ps["throughput"]
+    display(pd.Series({
+        "package": ", ".join(f"{k} {v}" for k, v in ps["versions"].items()),
+        f"accuracy, all {a['n']} test images": f"{a['accuracy']:.2%} (95% CI {a['accuracy_ci_low']:.2%}-{a['accuracy_ci_high']:.2%})",
+        f"accuracy, {d['n']} images with a detected face": f"{d['accuracy']:.2%} (95% CI {d['accuracy_ci_low']:.2%}-{d['accuracy_ci_high']:.2%})",
+        "images with no face found": f"{nf['count']} ({nf['correct']} of them right)",
+        "how those were handled": nf["handling"],
+        "throughput": f"{tp['images_per_s']:.1f} images/s ({tp['measured']})",
+        "hardware": f"{ps['hardware']['cpu']}, {ps['hardware']['cores']} cores",
+    }, name="peer").to_frame())
 else:
     available, why = peer.available()
     display(Markdown(f"**Peer baseline not run**: {why if not available else 'no ' + str(peer_summary) + ' yet; run `make peer`'}."))
