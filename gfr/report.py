@@ -18,10 +18,14 @@ ImageNet weights cannot be had on the machine that built this report is shown as
 Curves: bold lines are the reported head (the first seed), thin lines the other seeds."""
 
 PRINT_CSS = """<style>
-@media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; } table.dataframe { font-size: 9px; } }
+@page { size: A4; margin: 10mm; }
+@media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; }
+  .jp-RenderedHTMLCommon table, table.dataframe { font-size: 8px !important; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 1px 3px !important; }
+  .jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow: visible !important; } }
 .jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
 table.dataframe { font-size: 11px; max-width: 100%; }
-table.dataframe td, table.dataframe th { white-space: normal; overflow-wrap: anywhere; }
+table.dataframe td, table.dataframe th { white-space: normal; overflow-wrap: break-word; }
 </style>"""
 
 

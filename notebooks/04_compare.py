@@ -37,15 +37,15 @@ pd.set_option("display.max_colwidth", None)
 table = results.collect(runs_dir)
 ok = table[table.status == "ok"]
 view = table.assign(
-    **{"test accuracy (%)": table.test_accuracy * 100,
+    **{"test accuracy (%)": (table.test_accuracy * 100).round(1),
        "95% CI (%)": [f"{lo * 100:.1f}-{hi * 100:.1f}" if pd.notna(lo) else "" for lo, hi in
                       zip(table.test_accuracy_ci_low, table.test_accuracy_ci_high)],
        "mean +- std over seeds (%)": [f"{m * 100:.1f} +- {s * 100:.1f}" if pd.notna(m) else "" for m, s in
                                       zip(table.test_accuracy_seed_mean, table.test_accuracy_seed_std)],
        "original (%)": table.original_test_accuracy,
-       "inference time (s)": table.inference_s, "img/s": table.images_per_s,
-       "train acc": table.train_accuracy, "train loss": table.train_loss,
-       "val acc": table.val_accuracy, "val loss": table.val_loss})
+       "inference time (s)": table.inference_s.round(1), "img/s": table.images_per_s.round(0),
+       "train acc": table.train_accuracy.round(3), "train loss": table.train_loss.round(3),
+       "val acc": table.val_accuracy.round(3), "val loss": table.val_loss.round(3)})
 columns = ["run", "status", "test accuracy (%)", "95% CI (%)", "mean +- std over seeds (%)", "original (%)",
            "inference time (s)", "img/s", "train acc", "train loss", "val acc", "val loss"]
 view[columns].set_index("run").astype(object).fillna("")  # blank: the run did not finish (see below)
@@ -77,7 +77,7 @@ if len(ok):
 # %%
 seeds = {json.loads((Path(runs_dir) / r / "manifest.json").read_text())["primary_seed"] for r in ok.run}
 noise = analysis.noise_table(runs_dir, list(ok.run), seeds.pop()) if len(ok) > 1 else pd.DataFrame()
-noise
+noise.set_index(["run A", "run B"]) if len(noise) else noise
 
 # %%
 if len(noise):
