@@ -29,7 +29,7 @@
 #    compares with an off-the-shelf gender classifier.
 
 # %% tags=["parameters"]
-data_dir = None          # CelebA-layout folder; None = $GFR_DATA_DIR
+data_dir = None          # CelebA-layout folder; None: $GFR_DATA_DIR
 manifest = "reports/split.csv"
 params_extra = []        # extra params files merged last, e.g. ["params/test.yaml"]
 sample_faces = 16

@@ -20,12 +20,12 @@
 # %% tags=["parameters"]
 backbone = "ResNet50"
 iteration = 1
-data_dir = None          # None = $GFR_DATA_DIR
+data_dir = None          # None: $GFR_DATA_DIR
 manifest = "reports/split.csv"
 runs_dir = "reports/runs"
 params_extra = []        # e.g. ["params/test.yaml"]
-weights = None           # None = from params (imagenet); or a .h5 file / folder
-cache_dir = None         # None = $GFR_CACHE_DIR or ~/.cache/gfr/features
+weights = None           # None: from params (imagenet); or a .h5 file / folder
+cache_dir = None         # None: $GFR_CACHE_DIR or ~/.cache/gfr/features
 
 # %%
 import pandas as pd

@@ -18,7 +18,7 @@
 # gets wrong, and an off-the-shelf peer classifier on the same test images.
 
 # %% tags=["parameters"]
-data_dir = None            # None = $GFR_DATA_DIR
+data_dir = None            # None: $GFR_DATA_DIR
 manifest = "reports/split.csv"
 runs_dir = "reports/runs"
 peer_dir = "reports/peer"  # where `python -m gfr peer` wrote its predictions
