@@ -10,6 +10,14 @@ from gfr.errors import GfrError
 KERNEL = "gfr"
 
 
+def use_project_root() -> Path:
+    """Work from the project root (Jupyter starts a kernel in notebooks/), so the default relative paths resolve."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "params").is_dir() and (root / "notebooks").is_dir() and Path.cwd() != root:
+        os.chdir(root)
+    return Path.cwd()
+
+
 def failed_path(target: str | os.PathLike) -> Path:
     """Where the partial notebook of a failed execution is kept."""
     target = Path(target)

@@ -40,7 +40,9 @@ from IPython.display import Markdown, display
 
 from gfr import analysis, celeba, hardware, plots, split
 from gfr.params import load_params
+from gfr.notebook import use_project_root
 
+use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["png"]
 pd.set_option("display.precision", 4)

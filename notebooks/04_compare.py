@@ -27,7 +27,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from gfr import analysis, metrics, original, results
+from gfr.notebook import use_project_root
 
+use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["png"]
 pd.set_option("display.precision", 4)
