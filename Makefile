@@ -74,7 +74,7 @@ endef
 $(foreach b,$(BACKBONES),$(foreach i,$(ITERATIONS),$(eval $(call RUN_RULE,$(b),$(i)))))
 
 # Iteration 4 fine-tunes the top block(s) of the backbone that did best on validation in iterations 1-3
-# (ResNet50 here). About 30 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
+# (ResNet50 here). About 15-25 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
 FINETUNE ?= 1
 FINETUNE_BACKBONE ?= ResNet50
 FINETUNE_RUN := reports/runs/$(FINETUNE_BACKBONE)-it4.ipynb
