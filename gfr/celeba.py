@@ -67,10 +67,15 @@ def parse_attributes(text: str, source: str = ATTR_FILE) -> pd.DataFrame:
     dupes = frame.index[frame.index.duplicated()]
     if len(dupes):
         raise GfrError(f"{source}: duplicate image id {dupes[0]!r} ({len(dupes)} duplicates)")
-    for image_id in ids:
-        if "/" in image_id or "\\" in image_id or image_id.startswith("."):
-            raise GfrError(f"{source}: image name {image_id!r} is not a plain file name")
+    check_plain_names(ids, source)
     return frame
+
+
+def check_plain_names(names, source: str) -> None:
+    """Refuse image names that are paths (they could point outside the images folder)."""
+    for name in names:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise GfrError(f"{source}: image name {name!r} is not a plain file name")
 
 
 def read_attributes(root: str | os.PathLike) -> pd.DataFrame:

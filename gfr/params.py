@@ -199,8 +199,7 @@ def iteration_file(iteration: int, params_dir: Path = PARAMS_DIR) -> Path:
     """The YAML file of one iteration; a clear error for an unknown iteration."""
     path = Path(params_dir) / f"it{iteration}.yaml"
     if not path.is_file():
-        known = sorted(int(p.stem[2:]) for p in Path(params_dir).glob("it*.yaml") if p.stem[2:].isdigit())
-        raise GfrError(f"unknown iteration {iteration!r}: no {path} (known: {known})")
+        raise GfrError(f"unknown iteration {iteration!r}: no {path} (known: {known_iterations(params_dir)})")
     return path
 
 

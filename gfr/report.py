@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 from gfr import atomic
-from gfr.backbones import BACKBONES
 from gfr.errors import GfrError
 
 PERFORMANCE_INTRO = """## Model Performance Analysis
@@ -50,13 +49,10 @@ def _clean(notebook, keep_markdown: bool = True):
 
 def run_notebooks(runs_dir: Path) -> list[Path]:
     """Executed run notebooks in backbone, then iteration order."""
-    order = {name: i for i, name in enumerate(BACKBONES)}
+    from gfr.results import run_order
 
-    def key(p: Path):
-        backbone, _, it = p.stem.rpartition("-it")
-        return (order.get(backbone, 99), int(it) if it.isdigit() else 99)
-
-    return sorted((p for p in runs_dir.glob("*-it*.ipynb") if not p.name.endswith(".failed.ipynb")), key=key)
+    found = (p for p in runs_dir.glob("*-it*.ipynb") if not p.name.endswith(".failed.ipynb"))
+    return sorted(found, key=lambda p: run_order(p.stem))
 
 
 def assemble(notebooks_dir: str | os.PathLike):

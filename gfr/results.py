@@ -48,11 +48,21 @@ def row(record: dict) -> dict:
     return out
 
 
+def split_run_name(name: str) -> tuple[str, int | None]:
+    """(backbone, iteration) of a run name such as ResNet50-it3 (iteration None if it does not parse)."""
+    backbone, _, iteration = name.rpartition("-it")
+    return backbone, int(iteration) if iteration.isdigit() else None
+
+
+def run_order(name: str) -> tuple[int, int]:
+    """Sort key of a run name: registry order of its backbone, then iteration."""
+    backbone, iteration = split_run_name(name)
+    return (BACKBONES.index(backbone) if backbone in BACKBONES else len(BACKBONES), iteration or 0)
+
+
 def records(runs_dir: str | os.PathLike) -> list[dict]:
-    """Every run manifest under runs_dir, in backbone then iteration order."""
-    found = [json.loads(p.read_text()) for p in Path(runs_dir).glob("*/manifest.json")]
-    order = {name: i for i, name in enumerate(BACKBONES)}
-    return sorted(found, key=lambda r: (order.get(r["backbone"], 99), r["iteration"]))
+    """Every run manifest under runs_dir."""
+    return [json.loads(p.read_text()) for p in Path(runs_dir).glob("*/manifest.json")]
 
 
 def failures(runs_dir: str | os.PathLike) -> dict[str, str]:
@@ -67,11 +77,10 @@ def collect(runs_dir: str | os.PathLike) -> pd.DataFrame:
     failed = failures(runs_dir)
     rows = [row(r) for r in records(runs_dir) if r["run"] not in failed]
     for name, error in failed.items():
-        backbone, _, iteration = name.rpartition("-it")
-        rows.append({"run": name, "backbone": backbone, "iteration": int(iteration), "status": "failed",
-                     "reason": error, "original_test_accuracy": original.test_accuracy(backbone, int(iteration))})
-    order = {name: i for i, name in enumerate(BACKBONES)}
-    rows.sort(key=lambda r: (order.get(r["backbone"], 99), r["iteration"]))
+        backbone, iteration = split_run_name(name)
+        rows.append({"run": name, "backbone": backbone, "iteration": iteration, "status": "failed",
+                     "reason": error, "original_test_accuracy": original.test_accuracy(backbone, iteration)})
+    rows.sort(key=lambda r: run_order(r["run"]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

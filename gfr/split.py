@@ -97,9 +97,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     bad = set(frame.split) - set(SPLITS)
     if bad:
         raise GfrError(f"{path}: unknown split name {sorted(bad)[0]!r}")
-    for image_id in frame.image_id:
-        if "/" in image_id or "\\" in image_id or image_id.startswith("."):
-            raise GfrError(f"{path}: image name {image_id!r} is not a plain file name")
+    celeba.check_plain_names(frame.image_id, str(path))
     return frame
 
 
