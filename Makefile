@@ -12,7 +12,7 @@ BACKBONES := VGG16 InceptionV3 InceptionResNetV2 ResNet50
 ITERATIONS := 1 2 3
 RUN_NAMES := $(foreach b,$(BACKBONES),$(foreach i,$(ITERATIONS),$(b)-it$(i)))
 RUNS := $(RUN_NAMES:%=reports/runs/%.ipynb)
-GFR_SRC := $(wildcard gfr/*.py)
+GFR_SRC := $(wildcard gfr/*.py gfr/*/*.py)
 # modules whose change can change a run's numbers (plots, report and CLI changes do not rerun the sweep)
 RUN_SRC := $(addprefix gfr/,run.py features.py backbones.py head.py images.py metrics.py timing.py params.py split.py celeba.py)
 SPLIT := reports/split.csv
@@ -58,11 +58,11 @@ _weights := $(shell GFR_WEIGHTS_DIR="$(GFR_WEIGHTS_DIR)" KERAS_BACKEND=$(KERAS_B
 endif
 
 # The manifest is rewritten only when its content changes, so runs rerun only for a real change of split.
-build/split.stamp: params/base.yaml gfr/split.py gfr/celeba.py gfr/images.py
+build/split.stamp: params/base.yaml gfr/data/split.py gfr/data/celeba.py gfr/data/images.py
 	$(PY) -m gfr split --out $(SPLIT) && mkdir -p build && touch $@
 $(SPLIT): build/split.stamp ;
 
-reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/plots.py gfr/analysis.py
+reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/report/plots.py gfr/study/analysis.py
 	$(RUN_NOTEBOOK) notebooks/01_data.py $@
 
 split: $(SPLIT) ## write the split manifest (and the data notebook)
@@ -79,7 +79,7 @@ FINETUNE ?= 1
 FINETUNE_BACKBONE ?= ResNet50
 FINETUNE_RUN := reports/runs/$(FINETUNE_BACKBONE)-it4.ipynb
 $(eval $(call RUN_RULE,$(FINETUNE_BACKBONE),4))
-$(FINETUNE_RUN): gfr/finetune.py
+$(FINETUNE_RUN): gfr/models/finetune.py
 ALL_RUNS := $(RUNS) $(if $(filter 1,$(FINETUNE)),$(FINETUNE_RUN))
 
 finetune: $(FINETUNE_RUN) ## iteration 4: fine-tune the top block(s) of FINETUNE_BACKBONE (slow on a CPU)

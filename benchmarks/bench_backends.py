@@ -2,10 +2,10 @@
 
 The Keras backend is fixed per process, so each backend runs in its own long-lived worker subprocess
 (KERAS_BACKEND=...), driven over a pipe. For each (backbone, size) cell every worker builds the extractor
-(gfr.backbones.build_extractor, weights none: random initialisation has the same compute as ImageNet
+(gfr.models.backbones.build_extractor, weights none: random initialisation has the same compute as ImageNet
 weights, and VGG16/InceptionResNetV2 weights are not on this machine) and warms it up; then the parent
 alternates the backends repetition by repetition (rotating their order) while the others wait idle.
-Each repetition is gfr.features.compute over the same real JPEG files (decode + resize + preprocess +
+Each repetition is gfr.models.feature_cache.compute over the same real JPEG files (decode + resize + preprocess +
 forward), timed in the worker. Reported: median img/s per backend and cell, and each backend's speed
 relative to TensorFlow (e.g. jax/tensorflow = 2.0 means JAX is twice as fast).
 """
@@ -49,7 +49,9 @@ def worker(data_dir: str, n_paths: int) -> int:
     try:
         import keras
 
-        from gfr import backbones, celeba, features, hardware
+        from gfr.models import backbones, feature_cache
+        from gfr.data import celeba
+        from gfr.study import hardware
     except Exception as exc:  # a backend that is not installed
         answer({"error": f"{type(exc).__name__}: {exc}"})
         return 1
@@ -75,14 +77,14 @@ def worker(data_dir: str, n_paths: int) -> int:
                 t1 = time.perf_counter()
                 batch = cmd["batch"]
                 out = np.zeros((len(paths), bb.feature_dim), np.float32)
-                features.compute(extractor, bb, paths[: batch * cmd["warmup_batches"]], size, batch, out, False)
+                feature_cache.compute(extractor, bb, paths[: batch * cmd["warmup_batches"]], size, batch, out, False)
                 t2 = time.perf_counter()
                 state.update(extractor=extractor, bb=bb, size=size, batch=batch, out=out)
                 answer({"build_s": t1 - t0, "warmup_s": t2 - t1})
             elif op == "time":
                 n = cmd["images"]
                 t0 = time.perf_counter()
-                features.compute(state["extractor"], state["bb"], paths[:n], state["size"], state["batch"], state["out"], False)
+                feature_cache.compute(state["extractor"], state["bb"], paths[:n], state["size"], state["batch"], state["out"], False)
                 seconds = time.perf_counter() - t0
                 answer({"seconds": seconds, "images": n, "checksum": float(np.abs(state["out"][:n]).sum())})
             elif op == "quit":

@@ -1,10 +1,10 @@
 """Inference: end-to-end test-split prediction from JPEG files against the model's compute floor.
 
-Side by side in one process with one model (gfr.backbones.build_extractor + gfr.head.build_head joined by
-gfr.head.full_model), alternating (E F, F E, E F), median of each:
+Side by side in one process with one model (gfr.models.backbones.build_extractor + gfr.models.head.build_head joined by
+gfr.models.head.full_model), alternating (E F, F E, E F), median of each:
 
-  end-to-end  gfr.timing.predict_files over the test split's JPEG files: decode + resize (threads,
-              prefetching the next batches in gfr.images.iter_batches) + preprocess + forward.
+  end-to-end  gfr.study.timing.predict_files over the test split's JPEG files: decode + resize (threads,
+              prefetching the next batches in gfr.data.images.iter_batches) + preprocess + forward.
   floor       the same model's forward pass alone (predict_on_batch, same batch size) over the same
               images already decoded and preprocessed in memory.
 
@@ -37,7 +37,8 @@ t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import numpy as np
 import keras
-from gfr import backbones, head, timing
+from gfr.models import backbones, head
+from gfr.study import timing
 t1 = time.perf_counter()
 bb = backbones.get({backbone!r})
 w = backbones.resolve_weights(bb, {weights!r})
@@ -69,8 +70,8 @@ def main(argv=None) -> int:
                    help="build the model with a fixed (H, W, 3) input (default: None x None, as iteration 3 does)")
     p.add_argument("--batch-size", type=int, default=32, help="as params timing.batch_size (default 32)")
     p.add_argument("--images", type=int, default=0, help="use the first N test images (default 0: the whole test split)")
-    p.add_argument("--prefetch", type=int, help="gfr.images.iter_batches prefetch (default: its own)")
-    p.add_argument("--workers", type=int, help="gfr.images.iter_batches decode threads (default: its own)")
+    p.add_argument("--prefetch", type=int, help="gfr.data.images.iter_batches prefetch (default: its own)")
+    p.add_argument("--workers", type=int, help="gfr.data.images.iter_batches decode threads (default: its own)")
     p.add_argument("--latency-calls", type=int, default=10, help="single-image predict calls, model loaded")
     p.add_argument("--latency-loads", type=int, default=3, help="fresh processes timing load + first prediction")
     args = p.parse_args(argv)
@@ -83,8 +84,10 @@ def main(argv=None) -> int:
 
     import keras
 
-    from gfr import backbones, celeba, images, split, timing
-    from gfr.head import build_head, full_model, save_head
+    from gfr.models import backbones
+    from gfr.data import celeba, images, split
+    from gfr.study import timing
+    from gfr.models.head import build_head, full_model, save_head
 
     root, data_kind = common.data_root(args.data_dir)
     if root is None:

@@ -1,7 +1,7 @@
 """Scale: feature-extraction throughput and peak memory at 5,000 and at 50,000 images.
 
-A synthetic dataset in CelebA's layout (gfr.synthetic.write_dataset) is generated OUTSIDE the repo
-(default /tmp/gfr-scale; reused when already there). Each extraction runs gfr.features.extract end to end
+A synthetic dataset in CelebA's layout (gfr.data.synthetic.write_dataset) is generated OUTSIDE the repo
+(default /tmp/gfr-scale; reused when already there). Each extraction runs gfr.models.feature_cache.extract end to end
 (a fresh, empty cache folder, so it computes: decode, resize, preprocess, forward, memory-mapped .npy
 write, hash, sidecar) in a fresh subprocess, which reports its peak resident memory (ru_maxrss and
 /proc/self/status VmHWM) and its throughput over the compute phase (after the first few batches, so the
@@ -39,7 +39,7 @@ SKIP_BATCHES = 4  # left out of the throughput: the first call traces/compiles t
 # ---------------------------------------------------------------- dataset
 
 def _write_part(part_root: str, n: int, seed: int, start_id: int, progress: bool) -> str:
-    from gfr import synthetic
+    from gfr.data import synthetic
 
     synthetic.write_dataset(part_root, n, seed=seed, start_id=start_id, progress=progress)
     return part_root
@@ -47,7 +47,8 @@ def _write_part(part_root: str, n: int, seed: int, start_id: int, progress: bool
 
 def ensure_dataset(root: Path, n: int, workers: int) -> dict:
     """At least `n` synthetic images under `root` in CelebA's layout; generated in `workers` processes if missing."""
-    from gfr import atomic, celeba
+    from gfr import files
+    from gfr.data import celeba
 
     attr = root / celeba.ATTR_FILE
     if attr.is_file():
@@ -73,7 +74,7 @@ def ensure_dataset(root: Path, n: int, workers: int) -> dict:
         rows.extend(line for line in lines[2:] if line.strip())
         for image in (Path(part) / celeba.IMAGES_DIR).iterdir():
             os.replace(image, root / celeba.IMAGES_DIR / image.name)
-    atomic.write_text(attr, "\r\n".join([str(len(rows)), names, *rows]) + "\r\n")
+    files.write_text(attr, "\r\n".join([str(len(rows)), names, *rows]) + "\r\n")
     shutil.rmtree(parts_dir, ignore_errors=True)
     seconds = time.perf_counter() - t0
     print(f"generated {len(rows)} images in {seconds:.0f} s", flush=True)
@@ -85,10 +86,10 @@ def ensure_dataset(root: Path, n: int, workers: int) -> dict:
 def child(args) -> int:
     import numpy as np
 
-    from gfr import backbones, features
+    from gfr.models import backbones, feature_cache
 
     stamps = []
-    original_iter = features.iter_batches
+    original_iter = feature_cache.iter_batches
 
     def stamped(*a, **k):  # when each decoded batch is handed to the model
         for batch in original_iter(*a, **k):
@@ -96,19 +97,19 @@ def child(args) -> int:
             yield batch
 
     ends = []
-    original_compute = features.compute
+    original_compute = feature_cache.compute
 
     def timed_compute(*a, **k):
         original_compute(*a, **k)
         ends.append(time.perf_counter())
 
-    features.iter_batches, features.compute = stamped, timed_compute
+    feature_cache.iter_batches, feature_cache.compute = stamped, timed_compute
     n = args.child
     ids = [f"{i:06d}.jpg" for i in range(1, n + 1)]
     size = tuple(args.size)
     with tempfile.TemporaryDirectory(prefix="gfr-bench-scale-cache-", dir=args.cache_parent) as cache:
         t0 = time.perf_counter()
-        feats, info = features.extract(args.backbone, ids, args.root, size, False, backbones.RANDOM, f"bench-scale-{n}",
+        feats, info = feature_cache.extract(args.backbone, ids, args.root, size, False, backbones.RANDOM, f"bench-scale-{n}",
                                        args.batch_size, cache, 1024, progress=False)
         extract_s = time.perf_counter() - t0
         shape, nbytes = list(feats.shape), os.path.getsize(info["path"])
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
     if args.prepare:
         return 0
 
-    print(f"scale: gfr.features.extract of {args.backbone} (weights none) at {args.size[0]}x{args.size[1]}, batch "
+    print(f"scale: gfr.models.feature_cache.extract of {args.backbone} (weights none) at {args.size[0]}x{args.size[1]}, batch "
           f"{args.batch_size}, fresh subprocess per run, order {order}", flush=True)
     runs = []
     for n in order:

@@ -2,10 +2,10 @@
 
 Both sides do the same reduced job, side by side in one process, alternating (C O, O C, C O), median of each:
 
-  cached   gfr.features.extract over all images once (a fresh, empty cache each time, so it is computed),
-           then gfr.head.train_head for E epochs on the train features (validation each epoch),
+  cached   gfr.models.feature_cache.extract over all images once (a fresh, empty cache each time, so it is computed),
+           then gfr.models.head.train_head for E epochs on the train features (validation each epoch),
            then P(male) for the test features.
-  original keras Model = frozen base + GAP + head (gfr.head.full_model), compiled like the head, fitted for
+  original keras Model = frozen base + GAP + head (gfr.models.head.full_model), compiled like the head, fitted for
            E epochs on images decoded from JPEG every epoch (a keras PyDataset, validation each epoch,
            as the original study's Keras pipeline did), then P(male) for the test images.
 
@@ -62,8 +62,8 @@ def summarise_manifests(patterns: list[str]) -> dict:
 
 def image_dataset(keras, paths, labels, size, batch_size, backbone, shuffle_seed=None):
     """A keras PyDataset that decodes (and preprocesses) its JPEG files on every pass, like the original pipeline."""
-    from gfr import backbones
-    from gfr.images import decode_batch
+    from gfr.models import backbones
+    from gfr.data.images import decode_batch
 
     class Images(keras.utils.PyDataset):
         def __init__(self):
@@ -114,11 +114,12 @@ def main(argv=None) -> int:
 
     import keras
 
-    from gfr import backbones, celeba, features
-    from gfr.hashing import object_sha256
-    from gfr.head import build_head, compile_binary, full_model, predict_proba, seed_everything, train_head
+    from gfr.models import backbones, feature_cache
+    from gfr.data import celeba
+    from gfr.files import object_sha256
+    from gfr.models.head import build_head, compile_binary, full_model, predict_proba, seed_everything, train_head
     from gfr.params import DataParams, load_params
-    from gfr.split import assign_splits
+    from gfr.data.split import assign_splits
 
     params = load_params(1)
     h = params.head
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
     def cached():
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="gfr-bench-cache-") as cache:
-            feats, info = features.extract(backbone.name, ids, root, size, False, weights, manifest_sha,
+            feats, info = feature_cache.extract(backbone.name, ids, root, size, False, weights, manifest_sha,
                                            params.feature_batch_size, cache, params.seed, progress=False)
             x = np.asarray(feats)
             assert info["cache"] == "miss"

@@ -40,7 +40,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def data_root(path: str | None = None) -> tuple[Path, str]:
     """The CelebA-layout folder to use and its kind: the given one, $GFR_DATA_DIR, the real 5k subset, or None."""
-    from gfr import celeba
+    from gfr.data import celeba
 
     for candidate in (path, os.environ.get(celeba.DATA_ENV), REAL_DATA):
         if candidate and (Path(candidate) / celeba.ATTR_FILE).is_file() and (Path(candidate) / celeba.IMAGES_DIR).is_dir():
@@ -50,7 +50,7 @@ def data_root(path: str | None = None) -> tuple[Path, str]:
 
 def synthetic_root(n: int, where: str | os.PathLike, seed: int = 0) -> Path:
     """A synthetic CelebA-layout dataset of at least `n` images under `where` (reused if already there)."""
-    from gfr import celeba, synthetic
+    from gfr.data import celeba, synthetic
 
     where = Path(where)
     attr = where / celeba.ATTR_FILE
@@ -63,7 +63,7 @@ def synthetic_root(n: int, where: str | os.PathLike, seed: int = 0) -> Path:
 
 def default_weights_dir() -> str | None:
     """Point $GFR_WEIGHTS_DIR at ~/.cache/gfr/weights when unset and that folder exists; return its value."""
-    from gfr import backbones
+    from gfr.models import backbones
 
     if not os.environ.get(backbones.WEIGHTS_ENV) and DEFAULT_WEIGHTS.is_dir():
         os.environ[backbones.WEIGHTS_ENV] = str(DEFAULT_WEIGHTS)
@@ -72,7 +72,7 @@ def default_weights_dir() -> str | None:
 
 def resolve(backbone_name: str, want_real: bool = True):
     """(Weights, label): the backbone's ImageNet weights from $GFR_WEIGHTS_DIR if there, else random (weights none)."""
-    from gfr import backbones
+    from gfr.models import backbones
     from gfr.errors import GfrError
 
     backbone = backbones.get(backbone_name)
@@ -170,7 +170,8 @@ def load_average() -> list[float] | None:
 
 def write_result(name: str, payload: dict, args, started: float, hardware: dict | None = None, device: str | None = None) -> Path | None:
     """Write benchmarks/results/<name>-<device>.json atomically (with hardware and run time); return its path."""
-    from gfr import atomic, hardware as hw
+    from gfr import files
+    from gfr.study import hardware as hw
 
     info = hardware or hw.describe()
     device = device or device_kind()
@@ -194,6 +195,6 @@ def write_result(name: str, payload: dict, args, started: float, hardware: dict 
     if backend in ("jax", "torch"):  # TensorFlow is the study's backend; others get their own files
         suffix = f"-{backend}{suffix}"
     path = Path(args.out) if getattr(args, "out", None) else RESULTS_DIR / f"{name}-{device}{suffix}.json"
-    atomic.write_json(path, record)
+    files.write_json(path, record)
     print(f"wrote {path}", flush=True)
     return path

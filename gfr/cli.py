@@ -29,7 +29,7 @@ def _overrides(args) -> dict:
 
 
 def cmd_split(args) -> int:
-    from gfr import split
+    from gfr.data import split
     from gfr.params import load_params
 
     params = load_params(1, _overrides(args), extra=args.params)
@@ -41,7 +41,7 @@ def cmd_split(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from gfr import run
+    from gfr.study import run
     from gfr.params import load_params
 
     params = load_params(args.iteration, _overrides(args), extra=args.params)
@@ -72,7 +72,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from gfr import synthetic
+    from gfr.data import synthetic
 
     root = synthetic.write_dataset(args.out, args.n, seed=args.seed, size=tuple(args.size), progress=True)
     print(f"wrote {args.n} synthetic images in CelebA layout under {root}")
@@ -80,7 +80,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from gfr import backbones
+    from gfr.models import backbones
     from gfr.errors import WeightsUnavailable
 
     status = {}
@@ -91,20 +91,20 @@ def cmd_weights(args) -> int:
         except WeightsUnavailable as exc:
             status[name] = {"available": False, "reason": str(exc)}
     if args.stamp_dir:  # one file per backbone, rewritten only when its content changes (for make)
-        from gfr import atomic
+        from gfr import files
 
         for name, state in status.items():
             stamp = Path(args.stamp_dir) / f"{name}.json"
             text = json.dumps({name: state}, indent=2, sort_keys=True) + "\n"
             if not (stamp.is_file() and stamp.read_text() == text):
-                atomic.write_text(stamp, text)
+                files.write_text(stamp, text)
         return 0
     print(json.dumps(status, indent=2, sort_keys=True))
     return 0
 
 
 def cmd_results(args) -> int:
-    from gfr import results
+    from gfr.study import results
 
     frame = results.collect(args.runs_dir)
     results.write(frame, args.out)
@@ -113,9 +113,9 @@ def cmd_results(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from gfr import report
+    from gfr.report.assemble import assemble
 
-    html, pdf = report.build(args.notebooks, args.out_dir, pdf=not args.no_pdf)
+    html, pdf = assemble.build(args.notebooks, args.out_dir, pdf=not args.no_pdf)
     print(f"wrote {html}" + (f" and {pdf}" if pdf else ""))
     return 0
 
@@ -123,16 +123,17 @@ def cmd_report(args) -> int:
 def cmd_notebook(args) -> int:
     import yaml
 
-    from gfr import notebook
+    from gfr.report.assemble import notebooks
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    out = notebook.execute(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
+    out = notebooks.execute(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_peer(args) -> int:
-    from gfr import celeba, peer
+    from gfr.data import celeba
+    from gfr.study import peer
 
     ok, why = peer.available()
     if not ok:
@@ -143,7 +144,7 @@ def cmd_peer(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from gfr.backbones import BACKBONES
+    from gfr.models.backbones import BACKBONES
 
     p = argparse.ArgumentParser(prog="gfr", description="Face gender recognition by transfer learning on CelebA.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from gfr.errors import GfrError
+from gfr.paths import PARAMS_DIR
 
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
 NATIVE_SIZE = (218, 178)  # CelebA aligned images: height x width
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gfr import atomic, backbones, run
+from gfr import files
+from gfr.models import backbones
+from gfr.study import run
 from gfr.errors import GfrError
-from gfr.head import full_model, load_head
-from gfr.images import decode
+from gfr.models.head import full_model, load_head
+from gfr.data.images import decode
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -41,7 +43,7 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None):
         )
     head = load_head(inside(run_dir, record["head_file"]), record["feature_dim"], record["head_units"], record["head_sha256"])
     if record.get("finetuned_file"):
-        from gfr import finetune
+        from gfr.models import finetune
 
         inside(run_dir, record["finetuned_file"])
         return finetune.load_finetuned(backbone, record, resolved, run_dir), backbone, record
@@ -74,7 +76,7 @@ def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect
     crops, rows = [], []
     for path in expand(inputs):
         if detect_faces:
-            from gfr import faces
+            from gfr.data import faces
 
             found = faces.aligned_crops(decode(path, None), size)
             if not found:
@@ -107,4 +109,4 @@ def print_rows(rows: list[dict]) -> None:
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     """Write predictions to CSV atomically."""
-    atomic.write_csv(path, pd.DataFrame(rows, columns=["path", "face", "p_male", "label"]))
+    files.write_csv(path, pd.DataFrame(rows, columns=["path", "face", "p_male", "label"]))

@@ -38,9 +38,11 @@ sample_faces = 16
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import analysis, celeba, hardware, plots, split
+from gfr.study import analysis, hardware
+from gfr.data import celeba, split
+from gfr.report.assemble import plots
 from gfr.params import load_params
-from gfr.notebook import use_project_root
+from gfr.report.assemble.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

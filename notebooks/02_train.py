@@ -31,9 +31,10 @@ cache_dir = None         # None: $GFR_CACHE_DIR or ~/.cache/gfr/features
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import plots, run
+from gfr.report.assemble import plots
+from gfr.study import run
 from gfr.params import load_params
-from gfr.notebook import use_project_root
+from gfr.report.assemble.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

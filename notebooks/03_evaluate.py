@@ -33,8 +33,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import analysis, celeba, metrics, peer, plots, results
-from gfr.notebook import use_project_root
+from gfr.study import analysis, metrics, peer, results
+from gfr.data import celeba
+from gfr.report.assemble import plots
+from gfr.report.assemble.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

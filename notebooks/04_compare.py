@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import analysis, metrics, original, results
-from gfr.notebook import use_project_root
+from gfr.study import analysis, metrics, published, results
+from gfr.report.assemble.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
@@ -56,8 +56,8 @@ view[columns].set_index("run").astype(object).fillna("")  # blank: the run did n
 hardware = ok.hardware_id.unique()
 display(Markdown(
     f"Inference time: end to end from the 1,000 test JPEGs, median of several passes, on {', '.join(hardware)}. "
-    f"The original reported {original.INFERENCE_TIME_RANGE_S[0]}-{original.INFERENCE_TIME_RANGE_S[1]} s on an "
-    f"{original.INFERENCE_HARDWARE}; the hardware differs, so compare within a column, not across studies."))
+    f"The original reported {published.INFERENCE_TIME_RANGE_S[0]}-{published.INFERENCE_TIME_RANGE_S[1]} s on an "
+    f"{published.INFERENCE_HARDWARE}; the hardware differs, so compare within a column, not across studies."))
 
 # %%
 skipped = table[table.status != "ok"]
@@ -67,7 +67,7 @@ if len(skipped):
 
 # %%
 if len(ok):
-    from gfr import plots
+    from gfr.report.assemble import plots
     fig = plots.accuracy_comparison(table)
 
 # %% [markdown]
@@ -105,8 +105,8 @@ display(Markdown(
     f"({chosen.val_accuracy_seed_mean:.2%} +- {chosen.val_accuracy_seed_std:.2%}). Its test accuracy, read once: "
     f"{chosen.test_accuracy:.2%} (95% CI {chosen.test_accuracy_ci_low:.2%}-{chosen.test_accuracy_ci_high:.2%}); "
     f"{chosen.images_per_s:.0f} images/s end to end. The original chose "
-    f"{original.CHOSEN[0]} iteration {original.CHOSEN[1]} "
-    f"({original.test_accuracy(*original.CHOSEN)}% test accuracy)."))
+    f"{published.CHOSEN[0]} iteration {published.CHOSEN[1]} "
+    f"({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
 
 # %% [markdown]
 # ### Head to head with the peer baseline

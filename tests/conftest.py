@@ -69,7 +69,7 @@ def _hermetic_env(monkeypatch):
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """40 synthetic face-like JPEGs (64x52) with a CelebA-layout attribute file. Read-only for tests."""
-    from gfr import synthetic
+    from gfr.data import synthetic
 
     return synthetic.write_dataset(tmp_path_factory.mktemp("synth") / "data", SYNTH_N, seed=0, size=SYNTH_SIZE)
 
@@ -77,7 +77,7 @@ def synth_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synth_manifest(synth_root, tmp_path_factory) -> Path:
     """The seeded 60/20/20 split manifest of `synth_root`, written with the test parameters."""
-    from gfr import split
+    from gfr.data import split
 
     params = small_params(1)
     manifest, excluded = split.make_manifest(synth_root, params.seed, params.data, progress=False)

@@ -6,7 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gfr import notebook, synthetic  # noqa: E402
+from gfr.data import synthetic  # noqa: E402
+from gfr.report import notebooks  # noqa: E402
 
 
 def prepare(out: Path) -> None:
@@ -23,7 +24,7 @@ def prepare(out: Path) -> None:
         "04_compare": {"runs_dir": runs, "peer_dir": peer},
     }
     for name, params in parameters.items():
-        notebook.execute(ROOT / "notebooks" / f"{name}.py", out / f"{name}.ipynb", params, prepare_only=True,
+        notebooks.execute(ROOT / "notebooks" / f"{name}.py", out / f"{name}.ipynb", params, prepare_only=True,
                          progress=False)
 
 

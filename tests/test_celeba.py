@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gfr import celeba
+from gfr.data import celeba
 from gfr.errors import GfrError
-from gfr.synthetic import ATTRIBUTES
+from gfr.data.synthetic import ATTRIBUTES
 
 SRC = "attrs.txt"
 

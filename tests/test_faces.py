@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gfr import faces
+from gfr.data import faces
 from gfr.errors import GfrError
-from gfr.images import decode
+from gfr.data.images import decode
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import small_params
-from gfr import backbones, celeba, features, split
+from gfr.models import backbones, feature_cache
+from gfr.data import celeba, split
 from gfr.errors import GfrError
-from gfr.head import full_model, predict_proba, train_head
-from gfr.images import decode_batch
+from gfr.models.head import full_model, predict_proba, train_head
+from gfr.data.images import decode_batch
 from gfr.params import load_params
 
 SIZE = (48, 48)
@@ -21,7 +22,7 @@ VGG_SIZE = (32, 32)
 
 
 class LoadRecorder:
-    """Wraps np.load to record the keyword arguments of each call made by gfr.features."""
+    """Wraps np.load to record the keyword arguments of each call made by gfr.models.feature_cache."""
 
     def __init__(self):
         self.calls = []
@@ -33,7 +34,7 @@ class LoadRecorder:
 
 
 def do_extract(name, frame, root, manifest_sha, directory, size, seed=1024):
-    return features.extract(name, list(frame.image_id), root, size, False, backbones.RANDOM, manifest_sha,
+    return feature_cache.extract(name, list(frame.image_id), root, size, False, backbones.RANDOM, manifest_sha,
                             batch_size=8, directory=directory, init_seed=seed, progress=False)
 
 
@@ -56,7 +57,7 @@ def vgg(frame, synth_root, synth_manifest, tmp_path_factory):
     directory = tmp_path_factory.mktemp("vgg-cache")
     recorder = LoadRecorder()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(features.np, "load", recorder)
+        mp.setattr(feature_cache.np, "load", recorder)
         feats, info = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), directory, VGG_SIZE)
     return np.array(feats), info, directory, recorder.calls
 
@@ -155,26 +156,26 @@ def test_bad_entries_are_not_loaded(vgg, vgg_copy, frame, synth_manifest, damage
         meta.write_text(json.dumps(sidecar))
     else:
         npy.write_bytes(b"not an npy file")
-        sidecar["sha256"] = features.file_sha256(npy)
+        sidecar["sha256"] = feature_cache.file_sha256(npy)
         meta.write_text(json.dumps(sidecar))
-    key = features.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
-    assert features.entry_paths(vgg_copy, key) == (npy, meta)
-    assert features.load_entry(npy, meta, key, len(frame)) is None
+    key = feature_cache.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
+    assert feature_cache.entry_paths(vgg_copy, key) == (npy, meta)
+    assert feature_cache.load_entry(npy, meta, key, len(frame)) is None
     assert "corrupt or stale" in capsys.readouterr().err
 
 
 def test_intact_entry_with_wrong_row_count_is_not_loaded(vgg, frame, synth_manifest, capsys):
     directory = vgg[2]
-    key = features.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
-    npy, meta = features.entry_paths(directory, key)
-    assert features.load_entry(npy, meta, key, len(frame)) is not None
-    assert features.load_entry(npy, meta, key, len(frame) + 1) is None
+    key = feature_cache.cache_key("VGG16", VGG_SIZE, False, backbones.RANDOM, split.manifest_hash(synth_manifest), 1024)
+    npy, meta = feature_cache.entry_paths(directory, key)
+    assert feature_cache.load_entry(npy, meta, key, len(frame)) is not None
+    assert feature_cache.load_entry(npy, meta, key, len(frame) + 1) is None
 
 
 def test_cache_files_are_loaded_without_pickle(vgg, frame, synth_root, synth_manifest, monkeypatch):
     miss_calls = vgg[3]
     recorder = LoadRecorder()
-    monkeypatch.setattr(features.np, "load", recorder)
+    monkeypatch.setattr(feature_cache.np, "load", recorder)
     do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), vgg[2], VGG_SIZE)
     assert miss_calls and recorder.calls
     for kwargs in miss_calls + recorder.calls:
@@ -187,7 +188,7 @@ def test_stale_keys_are_different_entries(tmp_path):
     base = dict(backbone="ResNet50", image_size=(128, 128), native=False, weights=w1, manifest_sha="m" * 64, init_seed=1)
 
     def path(**change):
-        return features.entry_paths(tmp_path, features.cache_key(**{**base, **change}))
+        return feature_cache.entry_paths(tmp_path, feature_cache.cache_key(**{**base, **change}))
 
     same = path()
     assert path() == same
@@ -206,8 +207,8 @@ def test_iterations_1_and_2_share_one_cache_entry(tmp_path):
 
     def entry(iteration):
         p = load_params(iteration)
-        key = features.cache_key("ResNet50", p.image_size, p.native_input, weights, "m" * 64, p.seed)
-        return features.entry_paths(tmp_path, key)
+        key = feature_cache.cache_key("ResNet50", p.image_size, p.native_input, weights, "m" * 64, p.seed)
+        return feature_cache.entry_paths(tmp_path, key)
 
     assert entry(1) == entry(2)
     assert entry(3) != entry(1)
@@ -216,12 +217,12 @@ def test_iterations_1_and_2_share_one_cache_entry(tmp_path):
 
 def test_not_enough_disk_stops_before_any_computation(frame, synth_root, synth_manifest, tmp_path, monkeypatch):
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(features.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
+    monkeypatch.setattr(feature_cache.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
 
     def no_compute(*args, **kwargs):
         raise AssertionError("features were computed despite the full disk")
 
-    monkeypatch.setattr(features, "compute", no_compute)
+    monkeypatch.setattr(feature_cache, "compute", no_compute)
     with pytest.raises(GfrError) as info:
         do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), tmp_path / "c", VGG_SIZE)
     assert str(tmp_path / "c") in str(info.value) and "GFR_CACHE_DIR" in str(info.value)
@@ -239,15 +240,15 @@ def test_failed_extraction_leaves_no_entry(frame, synth_root, synth_manifest, tm
 
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):
-    assert features.cache_dir(tmp_path) == tmp_path
-    monkeypatch.setenv(features.CACHE_ENV, str(tmp_path / "env"))
-    assert features.cache_dir() == tmp_path / "env"
-    monkeypatch.delenv(features.CACHE_ENV)
-    assert features.cache_dir() == features.Path.home() / ".cache" / "gfr" / "features"
+    assert feature_cache.cache_dir(tmp_path) == tmp_path
+    monkeypatch.setenv(feature_cache.CACHE_ENV, str(tmp_path / "env"))
+    assert feature_cache.cache_dir() == tmp_path / "env"
+    monkeypatch.delenv(feature_cache.CACHE_ENV)
+    assert feature_cache.cache_dir() == feature_cache.Path.home() / ".cache" / "gfr" / "features"
 
 
 def test_check_disk_passes_with_room(tmp_path):
-    features.check_disk(tmp_path / "c", 1024)
+    feature_cache.check_disk(tmp_path / "c", 1024)
     assert (tmp_path / "c").is_dir()
 
 

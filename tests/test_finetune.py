@@ -9,7 +9,7 @@ from conftest import small_params
 
 @pytest.fixture(scope="module")
 def finetuned_run(synth_root, synth_manifest, tmp_path_factory):
-    from gfr import run
+    from gfr.study import run
 
     params = small_params(4, {"input_size": [64, 64], "finetune": {"epochs": 2, "batch_size": 8}})
     runs_dir = tmp_path_factory.mktemp("ft-runs")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gfr import metrics
+from gfr.study import metrics
 
 
 @pytest.mark.parametrize(

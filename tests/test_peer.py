@@ -9,7 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from gfr import celeba, peer
+from gfr.data import celeba
+from gfr.study import peer
 from gfr.errors import GfrError
 
 PEER_OK, PEER_REASON = peer.available()

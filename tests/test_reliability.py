@@ -19,9 +19,12 @@ import pytest
 from PIL import Image
 
 from conftest import PYTHON, REPO, gfr_cli, run_args, small_params
-from gfr import backbones, celeba, cli, predict, run, split
+from gfr.models import backbones
+from gfr.data import celeba, split
+from gfr import cli, predict
+from gfr.study import run
 from gfr.errors import GfrError, WeightsUnavailable
-from gfr.hashing import file_sha256
+from gfr.files import file_sha256
 
 VGG_FILE = backbones.get("VGG16").weights_file
 
@@ -276,7 +279,7 @@ def test_real_weights_resolve(real_weights, monkeypatch, offline):
 
 @pytest.fixture(scope="module")
 def saved_run(synth_root, synth_manifest, tmp_path_factory) -> Path:
-    """A finished run (VGG16, random weights, 32x32) saved by gfr.run.execute on the synthetic set."""
+    """A finished run (VGG16, random weights, 32x32) saved by gfr.study.run.execute on the synthetic set."""
     work = tmp_path_factory.mktemp("saved-run")
     params = small_params(1, {"input_size": [32, 32]})
     record = run.execute("VGG16", 1, synth_root, synth_manifest, work / "runs", params, work / "cache", progress=False)

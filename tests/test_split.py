@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import small_params
-from gfr import celeba, split, synthetic
+from gfr.data import celeba, split, synthetic
 from gfr.errors import GfrError
-from gfr.hashing import file_sha256
+from gfr.files import file_sha256
 from gfr.params import load_params
 
 

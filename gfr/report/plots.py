@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from gfr import celeba
-from gfr.images import decode
+from gfr.data import celeba
+from gfr.data.images import decode
 
 sns.set_theme(style="whitegrid", context="notebook")
 LABELS = ("female", "male")

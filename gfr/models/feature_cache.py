@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gfr import atomic, backbones, celeba
+from gfr import files
+from gfr.models import backbones
+from gfr.data import celeba
 from gfr.errors import GfrError
-from gfr.hashing import file_sha256, object_sha256
-from gfr.images import Progress, iter_batches
+from gfr.files import file_sha256, object_sha256
+from gfr.data.images import iter_batches
+from gfr.progress import meter as progress_meter
 
 CACHE_ENV = "GFR_CACHE_DIR"
 FORMAT_VERSION = 1
@@ -89,7 +92,7 @@ def check_disk(directory: Path, nbytes: int) -> None:
 def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, batch_size: int, out: np.ndarray,
             progress: bool, flip: bool = False) -> None:
     """Fill `out` (rows aligned with `paths`) with the extractor's outputs, batch by batch (mirrored if `flip`)."""
-    meter = Progress(len(paths), f"{backbone.name} features" + (" (mirrored)" if flip else ""), enabled=progress)
+    meter = progress_meter(len(paths), f"{backbone.name} features" + (" (mirrored)" if flip else ""), enabled=progress)
     row = released = 0
     row_bytes = out[:1].nbytes
     for batch in iter_batches(paths, image_size, batch_size):
@@ -98,11 +101,11 @@ def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, ba
         feats = np.asarray(extractor.predict_on_batch(backbones.preprocess(backbone, batch)))
         out[row:row + len(batch)] = feats
         row += len(batch)
-        meter.step(len(batch))
+        meter.update(len(batch))
         if (row * row_bytes) - released >= RELEASE_BYTES:
             released = row * row_bytes
             release_pages(out)
-    meter.done()
+    meter.close()
 
 
 RELEASE_BYTES = 64 << 20  # written memory-mapped cache pages are handed back every 64 MiB
@@ -165,11 +168,11 @@ def extract(
         row_shape = (backbone.feature_dim,)
     check_disk(directory, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
-    with atomic.atomic_path(npy, suffix=".npy") as tmp:
+    with files.atomic_path(npy, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(paths), *row_shape))
         compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip)
         out.flush()
         del out
         digest = file_sha256(tmp)
-    atomic.write_json(meta, {"key": key, "sha256": digest, "rows": len(paths)})
+    files.write_json(meta, {"key": key, "sha256": digest, "rows": len(paths)})
     return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

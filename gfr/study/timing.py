@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from gfr import backbones
-from gfr.images import iter_batches
+from gfr.models import backbones
+from gfr.data.images import iter_batches
 
 
 def predict_files(model, backbone: backbones.Backbone, paths, image_size, batch_size: int) -> np.ndarray:

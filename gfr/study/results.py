@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gfr import atomic, original
-from gfr.backbones import BACKBONES
+from gfr import files
+from gfr.study import published
+from gfr.models.backbones import BACKBONES
 
 COLUMNS = [
     "run", "backbone", "iteration", "status", "reason", "input_size", "epochs",
@@ -22,14 +23,14 @@ COLUMNS = [
 
 def row(record: dict) -> dict:
     """One results row from a run manifest."""
-    from gfr.hardware import hardware_id
+    from gfr.study.hardware import hardware_id
 
     out = {
         "run": record["run"], "backbone": record["backbone"], "iteration": record["iteration"],
         "status": record["status"], "reason": record.get("reason", ""),
         "input_size": "x".join(str(v) for v in record.get("input_size", [])),
         "epochs": record.get("params", {}).get("epochs"),
-        "original_test_accuracy": original.test_accuracy(record["backbone"], record["iteration"]),
+        "original_test_accuracy": published.test_accuracy(record["backbone"], record["iteration"]),
         "hardware_id": hardware_id(record["hardware"]) if record.get("hardware") else "",
     }
     if record["status"] == "ok":
@@ -67,7 +68,7 @@ def records(runs_dir: str | os.PathLike) -> list[dict]:
 
 def failures(runs_dir: str | os.PathLike) -> dict[str, str]:
     """Run name -> error, for each run whose last execution failed (a kept <run>.failed.ipynb)."""
-    from gfr.notebook import error_of
+    from gfr.report.assemble.notebooks import error_of
 
     return {p.name.removesuffix(".failed.ipynb"): error_of(p) for p in Path(runs_dir).glob("*.failed.ipynb")}
 
@@ -79,14 +80,14 @@ def collect(runs_dir: str | os.PathLike) -> pd.DataFrame:
     for name, error in failed.items():
         backbone, iteration = split_run_name(name)
         rows.append({"run": name, "backbone": backbone, "iteration": iteration, "status": "failed",
-                     "reason": error, "original_test_accuracy": original.test_accuracy(backbone, iteration)})
+                     "reason": error, "original_test_accuracy": published.test_accuracy(backbone, iteration)})
     rows.sort(key=lambda r: run_order(r["run"]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def write(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write results.csv atomically."""
-    atomic.write_csv(path, frame)
+    files.write_csv(path, frame)
 
 
 def summary_text(frame: pd.DataFrame) -> str:

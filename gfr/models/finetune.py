@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from gfr import backbones, features, run
-from gfr.head import build_head, compile_binary, full_model, predict_proba, save_head, seed_everything, train_head
+from gfr.models import backbones, feature_cache
+from gfr.study import run
+from gfr.models.head import build_head, compile_binary, full_model, predict_proba, save_head, seed_everything, train_head
 from gfr.params import Params
 
 FINETUNED_FILE = "finetuned.weights.h5"  # top block(s) + head: ~60 MB for ResNet50, so not committed
@@ -93,11 +94,11 @@ def execute(backbone, params: Params, weights, frame: pd.DataFrame, data_root, r
     ids, sha = list(frame.image_id), record["split_manifest_sha256"]
     common = dict(batch_size=params.feature_batch_size, directory=cache, init_seed=params.seed, progress=progress)
     start = time.perf_counter()
-    pooled, cache_info = features.extract(backbone.name, ids, data_root, params.image_size, params.native_input,
+    pooled, cache_info = feature_cache.extract(backbone.name, ids, data_root, params.image_size, params.native_input,
                                           weights, sha, **common)
-    plain, _ = features.extract(backbone.name, ids, data_root, params.image_size, params.native_input, weights, sha,
+    plain, _ = feature_cache.extract(backbone.name, ids, data_root, params.image_size, params.native_input, weights, sha,
                                 layer=boundary, dtype="float16", **common)
-    mirrored = (features.extract(backbone.name, ids, data_root, params.image_size, params.native_input, weights, sha,
+    mirrored = (feature_cache.extract(backbone.name, ids, data_root, params.image_size, params.native_input, weights, sha,
                                  layer=boundary, dtype="float16", flip=True, **common)[0] if ft.augment else None)
     feature_s = time.perf_counter() - start
 

@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gfr import atomic, backbones, celeba, features, hardware, metrics, split, timing
+from gfr import files
+from gfr.models import backbones, feature_cache
+from gfr.data import celeba, split
+from gfr.study import hardware, metrics, timing
 from gfr.errors import GfrError, WeightsUnavailable
-from gfr.head import full_model, predict_proba, save_head, train_head
+from gfr.models.head import full_model, predict_proba, save_head, train_head
 from gfr.params import Params, load_params
+from gfr.paths import RUNS_DIR
 
-RUNS_DIR = Path(__file__).resolve().parent.parent / "reports" / "runs"
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.weights.h5"
 
@@ -31,7 +34,7 @@ def _split_arrays(feats, frame: pd.DataFrame, name: str):
 
 
 def _record(run_dir: Path, record: dict) -> dict:
-    atomic.write_json(run_dir / MANIFEST, record)
+    files.write_json(run_dir / MANIFEST, record)
     return record
 
 
@@ -78,9 +81,9 @@ def save_run(run_dir: Path, record: dict, seeds_rows: list[dict], histories: lis
     """Write history, seeds, test predictions and the manifest (last, so its presence means 'finished')."""
     seeds_frame = pd.DataFrame(seeds_rows)
     primary = seeds_rows[0]["seed"]
-    atomic.write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
-    atomic.write_csv(run_dir / "seeds.csv", seeds_frame)
-    atomic.write_csv(run_dir / "test_predictions.csv", pd.DataFrame({"image_id": test_ids, "label": y_test, **test_probs}))
+    files.write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
+    files.write_csv(run_dir / "seeds.csv", seeds_frame)
+    files.write_csv(run_dir / "test_predictions.csv", pd.DataFrame({"image_id": test_ids, "label": y_test, **test_probs}))
     summary = {}
     for col in seeds_frame.columns.drop("seed"):
         summary[f"{col}_mean"], summary[f"{col}_std"] = metrics.seed_summary(seeds_frame[col])
@@ -113,7 +116,7 @@ def execute(
     """Run one backbone x iteration and save it under runs_dir/<name>/; return its manifest.
 
     A backbone whose ImageNet weights cannot be had is recorded with status 'skipped' and the reason.
-    Parameters with a `finetune` section go to gfr.finetune (iteration 4).
+    Parameters with a `finetune` section go to gfr.models.finetune (iteration 4).
     """
     backbone = backbones.get(backbone_name)
     params = params or load_params(iteration)
@@ -129,12 +132,12 @@ def execute(
         return _record(run_dir, {**record, "status": "skipped", "reason": str(exc)})
     record.update(weights_file=weights.path, weights_sha256=weights.sha256, weights_origin=weights.origin)
     if params.finetune is not None:
-        from gfr import finetune
+        from gfr.models import finetune
 
         return finetune.execute(backbone, params, weights, frame, data_root, run_dir, record, cache, progress)
 
     start = time.perf_counter()
-    feats, cache_info = features.extract(
+    feats, cache_info = feature_cache.extract(
         backbone.name, list(frame.image_id), data_root, params.image_size, params.native_input, weights,
         record["split_manifest_sha256"], params.feature_batch_size, cache, params.seed, progress,
     )

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gfr import backbones, celeba, metrics
+from gfr.models import backbones
+from gfr.data import celeba
+from gfr.study import metrics
 from gfr.params import PARAMS_DIR, known_iterations, load_params
 
 

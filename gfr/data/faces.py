@@ -8,9 +8,10 @@ import os
 import numpy as np
 from PIL import Image
 
-from gfr import celeba
+from gfr.data import celeba
 from gfr.errors import GfrError
-from gfr.images import Progress, decode
+from gfr.data.images import decode
+from gfr.progress import meter as progress_meter
 
 CELEBA_SIZE = (218, 178)  # (height, width) of CelebA's aligned images
 INSTALL = "face detection needs dlib (the dlib-bin package, with dlib's HOG face detector inside): pip install .[peers]"
@@ -114,10 +115,10 @@ def calibrate(data_root: str | os.PathLike | None = None, n: int = 400, seed: in
     chosen = rng.choice(len(paths), size=min(n, len(paths)), replace=False)
     height, width = CELEBA_SIZE
     rows, off_size = [], 0
-    meter = Progress(len(chosen), "calibrating face frame", enabled=progress)
+    meter = progress_meter(len(chosen), "calibrating face frame", enabled=progress)
     for index in chosen:
         rgb = decode(paths[index], None)
-        meter.step(1)
+        meter.update(1)
         if rgb.shape[:2] != CELEBA_SIZE:
             off_size += 1
             continue
@@ -127,7 +128,7 @@ def calibrate(data_root: str | os.PathLike | None = None, n: int = 400, seed: in
         left, top, right, bottom = boxes[0]
         side = ((right - left) + (bottom - top)) / 2
         rows.append(((width / 2 - (left + right) / 2) / side, (height / 2 - (top + bottom) / 2) / side, width / side))
-    meter.done()
+    meter.close()
     if not rows:
         raise GfrError(f"{root}: the detector found no face in {len(chosen)} images; cannot calibrate")
     values = np.array(rows)

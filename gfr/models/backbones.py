@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from gfr.errors import GfrError, WeightsUnavailable
-from gfr.hashing import file_sha256
+from gfr.files import file_sha256
 
 WEIGHTS_ENV = "GFR_WEIGHTS_DIR"
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gfr import atomic
+from gfr import files
 from gfr.errors import GfrError
 
 PERFORMANCE_INTRO = """## Model Performance Analysis
@@ -49,7 +49,7 @@ def _clean(notebook, keep_markdown: bool = True):
 
 def run_notebooks(runs_dir: Path) -> list[Path]:
     """Executed run notebooks in backbone, then iteration order."""
-    from gfr.results import run_order
+    from gfr.study.results import run_order
 
     found = (p for p in runs_dir.glob("*-it*.ipynb") if not p.name.endswith(".failed.ipynb"))
     return sorted(found, key=lambda p: run_order(p.stem))
@@ -95,7 +95,7 @@ def to_pdf(html_path: Path, pdf_path: Path) -> Path:
     """Print the HTML report to PDF with headless Chromium (offline; nothing is downloaded)."""
     import tempfile
 
-    with atomic.atomic_path(pdf_path, suffix=".pdf") as tmp, tempfile.TemporaryDirectory(prefix="gfr-chromium-") as profile:
+    with files.atomic_path(pdf_path, suffix=".pdf") as tmp, tempfile.TemporaryDirectory(prefix="gfr-chromium-") as profile:
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
@@ -110,5 +110,5 @@ def build(notebooks_dir: str | os.PathLike, out_dir: str | os.PathLike, pdf: boo
     """Write out_dir/report.html (and report.pdf); return their paths."""
     out_dir = Path(out_dir)
     html_path = out_dir / "report.html"
-    atomic.write_text(html_path, to_html(assemble(notebooks_dir)))
+    files.write_text(html_path, to_html(assemble(notebooks_dir)))
     return html_path, to_pdf(html_path, out_dir / "report.pdf") if pdf else None

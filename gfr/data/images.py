@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from gfr.errors import GfrError
+from gfr.progress import meter as progress_meter
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard: refuse images above 40 megapixels
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -53,13 +52,13 @@ def check_images(paths: Sequence[str | os.PathLike], progress: bool = True, work
             return (str(path), reason)
 
     problems = []
-    meter = Progress(len(paths), "checking images", enabled=progress)
+    meter = progress_meter(len(paths), "checking images", enabled=progress)
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2))) as pool:
         for result in pool.map(one, paths, chunksize=64):
-            meter.step(1)
+            meter.update(1)
             if result:
                 problems.append(result)
-    meter.done()
+    meter.close()
     return problems
 
 
@@ -90,24 +89,3 @@ def iter_batches(
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
-
-
-class Progress:
-    """A one-line progress meter on stderr (count, rate, time left), for long loops."""
-
-    def __init__(self, total: int, label: str, enabled: bool = True, every_s: float = 2.0):
-        self.total, self.label, self.enabled, self.every_s = total, label, enabled, every_s
-        self.count, self.start, self.last = 0, time.perf_counter(), 0.0
-
-    def step(self, n: int) -> None:
-        self.count += n
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= self.every_s or self.count >= self.total):
-            self.last = now
-            rate = self.count / max(now - self.start, 1e-9)
-            left = (self.total - self.count) / rate if rate else float("inf")
-            print(f"\r{self.label}: {self.count}/{self.total} ({rate:.1f}/s, {left:.0f}s left)", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.total:
-            print(file=sys.stderr, flush=True)

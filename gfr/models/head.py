@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gfr import atomic
+from gfr import files
 from gfr.errors import GfrError
-from gfr.hashing import file_sha256
+from gfr.files import file_sha256
 
 
 def seed_everything(seed: int) -> None:
@@ -66,7 +66,7 @@ def save_head(head, path: str | os.PathLike) -> str:
     """Save the head's weights atomically (Keras .weights.h5, no pickle, no optimizer state); return their SHA-256."""
     bare = build_head(head.input_shape[-1], head.layers[0].units)  # uncompiled: leaves Adam's moments out
     bare.set_weights(head.get_weights())
-    with atomic.atomic_path(path, suffix=".weights.h5") as tmp:
+    with files.atomic_path(path, suffix=".weights.h5") as tmp:
         bare.save_weights(tmp)
         digest = file_sha256(tmp)
     return digest

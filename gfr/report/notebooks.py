@@ -12,7 +12,7 @@ KERNEL = "gfr"
 
 def use_project_root() -> Path:
     """Work from the project root (Jupyter starts a kernel in notebooks/), so the default relative paths resolve."""
-    root = Path(__file__).resolve().parent.parent
+    from gfr.paths import PROJECT_ROOT as root
     if (root / "params").is_dir() and (root / "notebooks").is_dir() and Path.cwd() != root:
         os.chdir(root)
     return Path.cwd()

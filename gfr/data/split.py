@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from gfr import atomic, celeba
+from gfr import files
+from gfr.data import celeba
 from gfr.errors import GfrError
-from gfr.hashing import file_sha256
-from gfr.images import check_images
+from gfr.files import file_sha256
+from gfr.data.images import check_images
 from gfr.params import DataParams
 
 SPLITS = ("train", "val", "test")
@@ -76,7 +77,7 @@ def write_manifest(manifest: pd.DataFrame, excluded: pd.DataFrame, path: str | o
     for target, table in ((excluded_path(path), excluded), (path, manifest[MANIFEST_COLUMNS])):
         text = table.to_csv(index=False)
         if not (target.is_file() and target.read_text() == text):  # unchanged: keep mtime, so nothing reruns
-            atomic.write_text(target, text)
+            files.write_text(target, text)
     return path
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gfr import atomic, celeba
-from gfr.images import Progress
+from gfr import files
+from gfr.data import celeba
+from gfr.progress import meter as progress_meter
 
 ATTRIBUTES = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
@@ -49,12 +50,12 @@ def write_dataset(root: str | os.PathLike, n: int, seed: int = 0, size=(218, 178
     male_col = ATTRIBUTES.index(celeba.LABEL)
     attrs[:, male_col] = np.where(np.arange(n) % 5 < 2, 1, -1)  # 40% male, like CelebA
     lines = [str(n), " ".join(ATTRIBUTES)]
-    meter = Progress(n, "synthetic images", enabled=progress)
+    meter = progress_meter(n, "synthetic images", enabled=progress)
     for i in range(n):
         name = f"{start_id + i:06d}.jpg"
         face(attrs[i, male_col] == 1, rng, size).save(images / name, quality=90)
         lines.append(name + " " + " ".join(f"{v:2d}" for v in attrs[i]))
-        meter.step(1)
-    meter.done()
-    atomic.write_text(root / celeba.ATTR_FILE, "\r\n".join(lines) + "\r\n")
+        meter.update(1)
+    meter.close()
+    files.write_text(root / celeba.ATTR_FILE, "\r\n".join(lines) + "\r\n")
     return root

@@ -1,0 +1,1 @@
+"""Data: CelebA reader, the split manifest, image decoding, face finding, synthetic data."""

@@ -1,0 +1,1 @@
+"""Models: backbone registry, the feature cache, the classification head, fine-tuning."""
