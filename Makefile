@@ -8,13 +8,7 @@ export GFR_WEIGHTS_DIR ?= $(HOME)/.cache/gfr/weights
 # GFR_DATA_DIR: the CelebA-layout data folder (required for the study), e.g. ../shared/celeba-5k
 export GFR_DATA_DIR
 
-BACKBONES := VGG16 InceptionV3 InceptionResNetV2 ResNet50
-ITERATIONS := 1 2 3
-RUN_NAMES := $(foreach b,$(BACKBONES),$(foreach i,$(ITERATIONS),$(b)-it$(i)))
-RUNS := $(RUN_NAMES:%=reports/runs/%.ipynb)
 GFR_SRC := $(wildcard gfr/*.py gfr/*/*.py)
-# modules whose change can change a run's numbers (plots, report and CLI changes do not rerun the sweep)
-RUN_SRC := $(addprefix gfr/,run.py features.py backbones.py head.py images.py metrics.py timing.py params.py split.py celeba.py)
 SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
@@ -31,12 +25,19 @@ setup: ## create .venv, install gfr with notebook and test tools, register the J
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[tensorflow,notebooks,test]'
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (gfr)"
+	$(MAKE) --no-print-directory lab-settings
 
 setup-pdf: ## install the headless browser that prints the PDF report (Debian: chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core)
 
-lab: ## start JupyterLab on the project with the gfr kernel
-	.venv/bin/jupyter lab --notebook-dir=. notebooks/
+# LAB_ARGS: extra `jupyter lab` options, e.g. LAB_ARGS='--port=8899 --no-browser'
+lab: lab-settings ## JupyterLab on 127.0.0.1 in notebooks/, gfr kernel; notebooks/*.py open as notebooks
+	$(PY) -m jupyter lab --ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	  --MultiKernelManager.default_kernel_name=$(KERNEL) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+.PHONY: lab-settings
+lab-settings: ## make "Jupytext Notebook" JupyterLab's default viewer for .py files (notebooks/jupyterlab-overrides.json)
+	install -D -m 644 notebooks/jupyterlab-overrides.json "$$($(PY) -c 'import sys; print(sys.prefix)')/share/jupyter/lab/settings/overrides.json"
 
 test: test-gfr test-notebooks ## run the whole test suite (pytest on gfr + nbval on every notebook)
 
@@ -50,14 +51,21 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
 
 # ---- the study ---------------------------------------------------------------------------------------
+STUDY_GOALS := report sweep runs finetune results reports/%
+ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
+# The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
+# FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
+# gfr/study/run.py) and each run's own prerequisites; it is rewritten only when its content changes.
+_runs_mk := $(shell $(PY) -m gfr runs --make build/runs.mk && echo ok)
+include build/runs.mk
 # Weights availability per backbone; a stamp is rewritten only when it changes, so a run reruns once its
 # weights appear (or change) and not otherwise.
-ifneq ($(filter report sweep runs results reports/%,$(MAKECMDGOALS)),)
 _weights := $(shell GFR_WEIGHTS_DIR="$(GFR_WEIGHTS_DIR)" KERAS_BACKEND=$(KERAS_BACKEND) \
-  $(PY) -m gfr weights $(BACKBONES) --stamp-dir build/weights 2>/dev/null)
+  $(PY) -m gfr weights --stamp-dir build/weights 2>/dev/null)
 endif
 
 # The manifest is rewritten only when its content changes, so runs rerun only for a real change of split.
+# It has one writer: this rule (the data notebook only reads it).
 build/split.stamp: params/base.yaml gfr/data/split.py gfr/data/celeba.py gfr/data/images.py
 	$(PY) -m gfr split --out $(SPLIT) && mkdir -p build && touch $@
 $(SPLIT): build/split.stamp ;
@@ -67,32 +75,27 @@ reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/report/plots.py gfr/stu
 
 split: $(SPLIT) ## write the split manifest (and the data notebook)
 
-define RUN_RULE
-reports/runs/$(1)-it$(2).ipynb: notebooks/02_train.py params/base.yaml params/it$(2).yaml $(RUN_SRC) $(SPLIT) build/weights/$(1).json
-	$(RUN_NOTEBOOK) notebooks/02_train.py $$@ -p backbone $(1) -p iteration $(2)
-endef
-$(foreach b,$(BACKBONES),$(foreach i,$(ITERATIONS),$(eval $(call RUN_RULE,$(b),$(i)))))
+# One executed train notebook per run (CEBRA-style pattern rule); build/runs.mk adds each run's params file,
+# weights stamp and notebook parameters (RUN_ARGS).
+reports/runs/%.ipynb: notebooks/02_train.py params/base.yaml $(RUN_SRC) $(SPLIT)
+	$(RUN_NOTEBOOK) notebooks/02_train.py $@ $(RUN_ARGS)
 
-# Iteration 4 fine-tunes the top block(s) of the backbone that did best on validation in iterations 1-3
-# (ResNet50 here). About 15-25 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
+# Iterations with a `finetune` section (iteration 4) fine-tune the top block(s) of the registry's
+# FINETUNE_BACKBONE (ResNet50). About 15-25 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
 FINETUNE ?= 1
-FINETUNE_BACKBONE ?= ResNet50
-FINETUNE_RUN := reports/runs/$(FINETUNE_BACKBONE)-it4.ipynb
-$(eval $(call RUN_RULE,$(FINETUNE_BACKBONE),4))
-$(FINETUNE_RUN): gfr/models/finetune.py
-ALL_RUNS := $(RUNS) $(if $(filter 1,$(FINETUNE)),$(FINETUNE_RUN))
+ALL_RUNS = $(HEAD_RUNS:%=reports/runs/%.ipynb) $(if $(filter 1,$(FINETUNE)),$(FINETUNE_RUNS:%=reports/runs/%.ipynb))
 
-finetune: $(FINETUNE_RUN) ## iteration 4: fine-tune the top block(s) of FINETUNE_BACKBONE (slow on a CPU)
+finetune: $(FINETUNE_RUNS:%=reports/runs/%.ipynb) ## the fine-tuned run(s) of the registry (slow on a CPU)
 
 runs: $(ALL_RUNS)
 
-sweep: ## run every backbone x iteration notebook that is out of date; summary; non-zero exit if any failed
+sweep: ## run every run of the registry that is out of date; summary; non-zero exit if any failed
 	@$(MAKE) --no-print-directory -k runs; rc=$$?; $(PY) -m gfr results --strict && exit $$rc
 
 reports/results.csv: $(ALL_RUNS)
 	$(PY) -m gfr results
 
-results: reports/results.csv ## collect reports/results.csv from the runs
+results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
 
 peer: $(SPLIT) ## run the peer baseline (needs `pip install -e .[peers]`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer

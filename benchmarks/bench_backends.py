@@ -73,7 +73,7 @@ def worker(data_dir: str, n_paths: int) -> int:
                 bb = backbones.get(cmd["backbone"])
                 size = tuple(cmd["size"])
                 t0 = time.perf_counter()
-                extractor = backbones.build_extractor(bb, size, False, backbones.RANDOM)
+                extractor = backbones.build_extractor(bb, size, False, backbones.RANDOM, init_seed=1024)
                 t1 = time.perf_counter()
                 batch = cmd["batch"]
                 out = np.zeros((len(paths), bb.feature_dim), np.float32)

@@ -3,7 +3,7 @@
 Side by side in one process with one model (gfr.models.backbones.build_extractor + gfr.models.head.build_head joined by
 gfr.models.head.full_model), alternating (E F, F E, E F), median of each:
 
-  end-to-end  gfr.study.timing.predict_files over the test split's JPEG files: decode + resize (threads,
+  end-to-end  gfr.models.classifier.predict_files over the test split's JPEG files: decode + resize (threads,
               prefetching the next batches in gfr.data.images.iter_batches) + preprocess + forward.
   floor       the same model's forward pass alone (predict_on_batch, same batch size) over the same
               images already decoded and preprocessed in memory.
@@ -37,15 +37,14 @@ t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import numpy as np
 import keras
-from gfr.models import backbones, head
-from gfr.study import timing
+from gfr.models import backbones, classifier, head
 t1 = time.perf_counter()
 bb = backbones.get({backbone!r})
 w = backbones.resolve_weights(bb, {weights!r})
 h = head.load_head({head_file!r}, bb.feature_dim, {units}, {head_sha!r})
-model = head.full_model(backbones.build_extractor(bb, {size}, {native}, w), h)
+model = head.full_model(backbones.build_extractor(bb, {size}, {native}, w, init_seed=1024), h)
 t2 = time.perf_counter()
-p = timing.predict_files(model, bb, [{image!r}], {size}, 1)
+p = classifier.predict_files(model, bb, [{image!r}], {size}, 1)
 t3 = time.perf_counter()
 print("@@" + json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_predict_s": t3 - t2, "p_male": float(p[0])}}))
 """
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
 
     from gfr.models import backbones
     from gfr.data import celeba, images, split
-    from gfr.study import timing
+    from gfr.models.classifier import predict_files
     from gfr.models.head import build_head, full_model, save_head
 
     root, data_kind = common.data_root(args.data_dir)
@@ -107,16 +106,13 @@ def main(argv=None) -> int:
     units = 256
     bs = args.batch_size
 
-    if args.prefetch is not None or args.workers is not None:  # try other pipeline settings without editing gfr
-        original = images.iter_batches
-
-        def tuned(paths_, size_, batch_size, workers=None, prefetch=2):
-            return original(paths_, size_, batch_size, workers=args.workers or workers,
-                            prefetch=args.prefetch if args.prefetch is not None else prefetch)
-        timing.iter_batches = tuned
+    pipeline = {"workers": args.workers}  # decode threads and batches decoded ahead (None: predict_files's defaults)
+    if args.prefetch is not None:
+        pipeline["prefetch"] = args.prefetch
 
     keras.utils.set_random_seed(1024)
-    model = full_model(backbones.build_extractor(backbone, size, native, weights), build_head(backbone.feature_dim, units))
+    model = full_model(backbones.build_extractor(backbone, size, native, weights, init_seed=1024),
+                       build_head(backbone.feature_dim, units))
     print(f"inference: {len(paths)} {data_kind} test images ({manifest}), {backbone.name} {size[0]}x{size[1]} "
           f"({'None x None' if native else 'fixed'} input) with {weights_label}, batch {bs}, {keras.backend.backend()} "
           f"backend, {repeats} alternating repeats", flush=True)
@@ -133,14 +129,14 @@ def main(argv=None) -> int:
 
     # warm-up: trace/compile for the full batch shape and the last (partial) one on both paths
     floor_pass(ready[: 2 * bs])
-    timing.predict_files(model, backbone, paths[: 2 * bs], size, bs)
+    predict_files(model, backbone, paths[: 2 * bs], size, bs, **pipeline)
     if len(paths) % bs:
         floor_pass(ready[-(len(paths) % bs):])
 
     probs = {}
 
     def end_to_end():
-        probs["e2e"] = timing.predict_files(model, backbone, paths, size, bs)
+        probs["e2e"] = predict_files(model, backbone, paths, size, bs, **pipeline)
 
     def floor():
         probs["floor"] = floor_pass(ready)
@@ -153,11 +149,11 @@ def main(argv=None) -> int:
     ratios = [common.ratio("end-to-end / forward-only floor time", e2e_s / floor_s, 1.5, "<=")]
 
     # single-image latency, model loaded
-    timing.predict_files(model, backbone, paths[:1], size, 1)  # trace the batch-of-1 shape once
+    predict_files(model, backbone, paths[:1], size, 1, **pipeline)  # trace the batch-of-1 shape once
     warm = []
     for k in range(args.latency_calls):
         t = time.perf_counter()
-        timing.predict_files(model, backbone, [paths[k % len(paths)]], size, 1)
+        predict_files(model, backbone, [paths[k % len(paths)]], size, 1, **pipeline)
         warm.append(time.perf_counter() - t)
     print(f"single-image predict, model loaded: median {1000 * statistics.median(warm):.0f} ms over {len(warm)} calls", flush=True)
 

@@ -88,41 +88,28 @@ def child(args) -> int:
 
     from gfr.models import backbones, feature_cache
 
-    stamps = []
-    original_iter = feature_cache.iter_batches
-
-    def stamped(*a, **k):  # when each decoded batch is handed to the model
-        for batch in original_iter(*a, **k):
-            stamps.append((time.perf_counter(), len(batch)))
-            yield batch
-
-    ends = []
-    original_compute = feature_cache.compute
-
-    def timed_compute(*a, **k):
-        original_compute(*a, **k)
-        ends.append(time.perf_counter())
-
-    feature_cache.iter_batches, feature_cache.compute = stamped, timed_compute
+    stamps = []  # (time, rows written so far) when each batch has been written (feature_cache's on_batch)
     n = args.child
     ids = [f"{i:06d}.jpg" for i in range(1, n + 1)]
     size = tuple(args.size)
     with tempfile.TemporaryDirectory(prefix="gfr-bench-scale-cache-", dir=args.cache_parent) as cache:
         t0 = time.perf_counter()
         feats, info = feature_cache.extract(args.backbone, ids, args.root, size, False, backbones.RANDOM, f"bench-scale-{n}",
-                                       args.batch_size, cache, 1024, progress=False)
+                                            args.batch_size, cache, 1024, progress=False,
+                                            on_batch=lambda rows: stamps.append((time.perf_counter(), rows)))
         extract_s = time.perf_counter() - t0
         shape, nbytes = list(feats.shape), os.path.getsize(info["path"])
         finite = bool(np.isfinite(feats[-1]).all())
         del feats
     memory = common.peak_rss_mib()
-    times = [t for t, _ in stamps]
-    counts = [c for _, c in stamps]
+    counts = [rows - before for (_, rows), before in zip(stamps, [0] + [r for _, r in stamps[:-1]])]
+    # edges[k]: when batch k starts (the previous batch is written; edges[0] is the call's start, so it
+    # includes the model build); edges[-1]: when the last batch is written
+    edges = [t0] + [t for t, _ in stamps]
     start = min(SKIP_BATCHES, len(stamps) - 1)
     # a last, smaller batch has a new shape, which the backend traces/compiles once more: a one-off cost
-    # like the first batch's, so the steady phase ends where that batch is handed over
+    # like the first batch's, so the steady phase ends where that batch starts
     last = len(stamps) - 1 if len(stamps) > start + 1 and counts[-1] != counts[0] else len(stamps)
-    edges = times[:last] + [times[last] if last < len(stamps) else ends[0]]
     steady = sum(counts[start:last]) / (edges[last] - edges[start])
     segments = []
     seg_len = max(1, (last - start) // 10)
@@ -130,8 +117,8 @@ def child(args) -> int:
         stop = min(s + seg_len, last)
         segments.append(sum(counts[s:stop]) / (edges[stop] - edges[s]))
     print("@@" + json.dumps({"images": n, "extract_s": extract_s, "images_per_s": steady, "segment_images_per_s": segments,
-                             "steady_images": sum(counts[start:last]), "last_batch_s": (ends[0] - edges[last]) if last < len(stamps) else 0.0,
-                             "first_batches_s": times[start] - t0, "cache": info["cache"], "shape": shape,
+                             "steady_images": sum(counts[start:last]), "last_batch_s": edges[-1] - edges[last],
+                             "first_batches_s": edges[start] - t0, "cache": info["cache"], "shape": shape,
                              "cache_bytes": nbytes, "finite": finite, **memory}), flush=True)
     return 0
 

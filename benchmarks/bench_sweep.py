@@ -167,8 +167,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         accs = []
         for seed in seeds:
+            # the backbone as the cached side's (random weights drawn from params.seed), then the head from `seed`
+            extractor = backbones.build_extractor(backbone, size, False, weights, init_seed=params.seed)
             seed_everything(seed)
-            model = full_model(backbones.build_extractor(backbone, size, False, weights), build_head(backbone.feature_dim, h.dense_units))
+            model = full_model(extractor, build_head(backbone.feature_dim, h.dense_units))
             compile_binary(model, h.learning_rate)
             sel = lambda s: ([paths[r] for r in part[s]], labels[part[s]])  # noqa: E731
             train = image_dataset(keras, *sel("train"), size, h.batch_size, backbone, shuffle_seed=seed)

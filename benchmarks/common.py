@@ -78,7 +78,7 @@ def resolve(backbone_name: str, want_real: bool = True):
     backbone = backbones.get(backbone_name)
     if want_real:
         folder = default_weights_dir()
-        if folder and backbones._find_in_folder(backbone, Path(folder).expanduser()):
+        if folder and backbones.find_weights_file(backbone, Path(folder).expanduser()):
             try:
                 w = backbones.resolve_weights(backbone, "imagenet")
                 return w, f"real ImageNet weights ({Path(w.path).name})"

@@ -41,11 +41,14 @@ def cmd_split(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from gfr.study import run
+    from gfr.models import backbones
     from gfr.params import load_params
 
+    backbones.get(args.backbone)  # a user's mistake is reported before the backend (TensorFlow) loads
     params = load_params(args.iteration, _overrides(args), extra=args.params)
-    record = run.execute(args.backbone, args.iteration, args.data_dir, args.manifest, args.runs_dir, params, args.cache_dir)
+    from gfr.study import run
+
+    record = run.run_one(args.backbone, args.iteration, args.data_dir, args.manifest, args.runs_dir, params, args.cache_dir)
     if record["status"] == "skipped":
         print(f"{record['run']}: skipped: {record['reason']}")
         return 0
@@ -94,12 +97,25 @@ def cmd_weights(args) -> int:
         from gfr import files
 
         for name, state in status.items():
-            stamp = Path(args.stamp_dir) / f"{name}.json"
             text = json.dumps({name: state}, indent=2, sort_keys=True) + "\n"
-            if not (stamp.is_file() and stamp.read_text() == text):
-                files.write_text(stamp, text)
+            files.write_text_if_changed(Path(args.stamp_dir) / f"{name}.json", text)
         return 0
     print(json.dumps(status, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from gfr.study import registry
+
+    if args.make:
+        from gfr import files
+
+        files.write_text_if_changed(args.make, registry.make_rules())
+        return 0
+    if args.sources:
+        print("\n".join(str(p) for p in registry.source_files()))
+        return 0
+    print("\n".join(r.name for r in registry.expected_runs(finetune=not args.no_finetune)))
     return 0
 
 
@@ -113,7 +129,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from gfr.report.assemble import assemble
+    from gfr.report import assemble
 
     html, pdf = assemble.build(args.notebooks, args.out_dir, pdf=not args.no_pdf)
     print(f"wrote {html}" + (f" and {pdf}" if pdf else ""))
@@ -123,10 +139,10 @@ def cmd_report(args) -> int:
 def cmd_notebook(args) -> int:
     import yaml
 
-    from gfr.report.assemble import notebooks
+    from gfr.report import notebooks
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    out = notebooks.execute(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
+    out = notebooks.execute_notebook(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
     print(f"wrote {out}")
     return 0
 
@@ -193,6 +209,12 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--weights", default="imagenet")
     w.add_argument("--stamp-dir", help="write <dir>/<backbone>.json, touching only those that changed")
     w.set_defaults(func=cmd_weights)
+
+    u = sub.add_parser("runs", help="list the study's runs (the registry), or write them as make rules")
+    u.add_argument("--no-finetune", action="store_true", help="leave out the fine-tuned run(s)")
+    u.add_argument("--sources", action="store_true", help="list the source files that can change a run's numbers")
+    u.add_argument("--make", metavar="FILE", help="write make rules for every run to FILE (rewritten only on change)")
+    u.set_defaults(func=cmd_runs)
 
     t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
     t.add_argument("--runs-dir", default=str(Path("reports") / "runs"))

@@ -9,27 +9,19 @@ import numpy as np
 import pandas as pd
 
 from gfr import files
-from gfr.models import backbones
-from gfr.study import run
-from gfr.errors import GfrError
-from gfr.models.head import full_model, load_head
 from gfr.data.images import decode
+from gfr.errors import GfrError
+from gfr.models import backbones
+from gfr.models.head import full_model, load_head
+from gfr.study import artefacts, metrics
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-def inside(root: Path, name: str) -> Path:
-    """`root/name`, refusing a name from a manifest that would escape `root`."""
-    path = (root / name).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise GfrError(f"{root / run.MANIFEST}: path {name!r} escapes the run folder")
-    return path
 
 
 def load_model(run_dir: str | os.PathLike, weights: str | None = None):
     """(model, backbone, record) of a saved run; refuses weights whose hash differs from the manifest's."""
     run_dir = Path(run_dir)
-    record = run.load_record(run_dir)
+    record = artefacts.load_record(run_dir)
     if record.get("status") != "ok":
         raise GfrError(f"{run_dir}: run status is {record.get('status')!r}, not 'ok' ({record.get('reason', '')})")
     backbone = backbones.get(record["backbone"])
@@ -39,14 +31,17 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None):
     if resolved.sha256 != record["weights_sha256"]:
         raise GfrError(
             f"weights {resolved.path or 'random'} (sha256 {resolved.sha256[:12]}) differ from the run's "
-            f"{record['weights_sha256'][:12]} recorded in {run_dir / run.MANIFEST}"
+            f"{record['weights_sha256'][:12]} recorded in {run_dir / artefacts.MANIFEST}"
         )
-    head = load_head(inside(run_dir, record["head_file"]), record["feature_dim"], record["head_units"], record["head_sha256"])
+    head = load_head(artefacts.inside(run_dir, record["head_file"]), record["feature_dim"], record["head_units"], record["head_sha256"])
     if record.get("finetuned_file"):
         from gfr.models import finetune
 
-        inside(run_dir, record["finetuned_file"])
-        return finetune.load_finetuned(backbone, record, resolved, run_dir), backbone, record
+        weights_file = artefacts.inside(run_dir, record["finetuned_file"])
+        if not weights_file.is_file():
+            raise GfrError(f"{weights_file}: the fine-tuned weights are not here (about 60 MB, not committed); "
+                           f"rebuild them with `make finetune` (needs GFR_DATA_DIR and the ImageNet weights)")
+        return finetune.load_finetuned(backbone, record, resolved, weights_file), backbone, record
     extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved,
                                           record["params"]["seed"])
     return full_model(extractor, head), backbone, record
@@ -95,7 +90,7 @@ def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect
     for row in rows:
         if "p_male" not in row:
             row["p_male"] = float(next(probs))
-            row["label"] = "male" if row["p_male"] >= 0.5 else "female"
+            row["label"] = "male" if metrics.predicted_male(row["p_male"])[0] else "female"
     return rows
 
 

@@ -40,9 +40,9 @@ from IPython.display import Markdown, display
 
 from gfr.study import analysis, hardware
 from gfr.data import celeba, split
-from gfr.report.assemble import plots
+from gfr.report import plots
 from gfr.params import load_params
-from gfr.report.assemble.notebooks import use_project_root
+from gfr.report.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
@@ -53,13 +53,13 @@ pd.set_option("display.max_colwidth", None)
 # %% [markdown]
 # ## Dataset
 # CelebA aligned and cropped faces (178 wide x 218 high), label = the attribute `Male`. The split is made
-# once and written as a CSV manifest that every run reads, so all runs see identical images.
+# once (`make split`, i.e. `python -m gfr split`) and written as a CSV manifest that every run reads, so all
+# runs see identical images.
 
 # %%
 params = load_params(1, extra=params_extra)
 root = celeba.data_dir(data_dir)
-frame, excluded = split.make_manifest(root, params.seed, params.data, progress=False)
-split.write_manifest(frame, excluded, manifest)
+frame, excluded = split.read_manifest(manifest), split.read_excluded(manifest)  # written by `python -m gfr split`
 sizes = frame.groupby("split").label.agg(images="size", male="sum").reindex(list(split.SPLITS))
 sizes["male share"] = sizes.male / sizes.images
 display(Markdown(

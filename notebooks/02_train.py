@@ -13,9 +13,10 @@
 
 # %% [markdown]
 # # One run: a backbone and an iteration
-# Computes (or reads from the cache) the frozen backbone's pooled features, trains the head with every seed
-# of the parameters, evaluates on the validation and test splits, times end-to-end inference from the test
-# JPEG files, and saves the run (head, manifest, history, predictions) under `runs_dir`.
+# A frozen ImageNet backbone turns each face into a vector of pooled features; a small head learns
+# P(male) from those vectors. This notebook shows the parameters, the model, the fit and its history, then
+# the evaluation on the test split, and saves the run (head, manifest, history, predictions) under `runs_dir`.
+# The work is done by `gfr.study.run`, step by step, exactly as `python -m gfr run` does it.
 
 # %% tags=["parameters"]
 backbone = "ResNet50"
@@ -28,43 +29,128 @@ weights = None           # None: from params (imagenet); or a .h5 file / folder
 cache_dir = None         # None: $GFR_CACHE_DIR or ~/.cache/gfr/features
 
 # %%
+import time
+
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr.report.assemble import plots
-from gfr.study import run
+from gfr.models.head import build_head, full_model
 from gfr.params import load_params
-from gfr.report.assemble.notebooks import use_project_root
+from gfr.report import plots
+from gfr.report.notebooks import use_project_root
+from gfr.study import run
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["png"]
 pd.set_option("display.precision", 4)
 
+# %% [markdown]
+# ## Parameters
+# `params/base.yaml` merged with this iteration's file (and any extra file given as a parameter).
+
 # %%
 params = load_params(iteration, {"weights": weights} if weights else None, extra=params_extra)
-name = run.run_name(backbone, iteration)
 display(Markdown(f"### {backbone}, iteration {iteration}: {params.description}"))
+pd.Series({"input (H x W)": "x".join(map(str, params.image_size)),
+           "model input shape": "None x None x 3" if params.native_input else "fixed",
+           "epochs": params.epochs, "head units": params.head.dense_units,
+           "learning rate": params.head.learning_rate, "batch size": params.head.batch_size,
+           "head seeds": ", ".join(map(str, params.head.seeds)), "weights": params.weights,
+           "fine-tuning": "yes" if params.finetune else "no"}, name="value").to_frame()
+
+# %% [markdown]
+# ## Data and weights
+# The split manifest says which image is in train, validation or test; the backbone's weights are looked up
+# (a backbone whose ImageNet weights cannot be had here is recorded as skipped, with the reason).
 
 # %%
-record = run.execute(backbone, iteration, data_dir, manifest, runs_dir, params, cache_dir)
-
-# %%
-if record["status"] == "skipped":
+prepared = run.prepare_run(backbone, iteration, data_dir, manifest, runs_dir, params, cache_dir)
+if prepared.skipped:
+    record = run.save_skipped(prepared)
     display(Markdown(f"**Skipped.** {record['reason']}\n\nThe code path is the same as for the other "
                      "backbones: give the weights (Keras download, `GFR_WEIGHTS_DIR` or `weights=`) and rerun."))
 else:
-    t, s, inf = record["test"], record["seeds"], record["inference"]
-    load = " / ".join(f"{v:.1f}" for v in inf["load_average"])
-    display(Markdown(f"Weights: {record['weights_origin']} (sha256 `{record['weights_sha256'][:12]}`); "
-                     f"input {record['input_size'][0]} x {record['input_size'][1]}; "
-                     f"features from cache: {record['feature_cache']['cache']}."))
+    display(Markdown(f"Weights: {prepared.weights.origin} (sha256 `{prepared.weights.sha256[:12]}`); "
+                     f"{len(prepared.frame)} images: " + ", ".join(
+                         f"{len(prepared.rows(s))} {s}" for s in ("train", "val", "test")) + "."))
+
+# %% [markdown]
+# ## The model
+# The backbone stays frozen; only the head is trained. Together they are the classifier that `gfr predict`
+# rebuilds: images -> backbone -> global average pooling -> head -> P(male).
+
+# %%
+if not prepared.skipped:
+    extractor = prepared.build_extractor()
+    classifier = full_model(extractor, build_head(prepared.backbone.feature_dim, params.head.dense_units))
+    classifier.summary(expand_nested=False, show_trainable=True)
+
+# %% [markdown]
+# ## Features
+# The frozen backbone's pooled features of every image are computed once and cached on disk (keyed by
+# backbone, input size, weights and split), so the head trains on vectors, not images.
+
+# %%
+if not prepared.skipped:
+    features = run.load_features(prepared)
+    display(Markdown(f"Features from cache: {features.cache_info['cache']} "
+                     f"({features.x['train'].shape[1]} per image, {features.seconds:.1f} s)."))
+
+# %% [markdown]
+# ## The fit
+# One head per seed (`head.fit` on the training features, validation each epoch); the first seed's head is
+# the reported one, the others show how much the seed alone moves the numbers.
+
+# %%
+if not prepared.skipped:
+    start = time.perf_counter()
+    fits = run.train_heads(prepared, features)
+    fits[0].head.summary()
+
+# %% [markdown]
+# ## Fine-tuning (iterations with a `finetune` section)
+# The warmed-up head and the backbone's top block(s) are trained together on activations cached at the freeze
+# boundary (BatchNorm in inference mode); the epoch with the best validation accuracy is kept.
+
+# %%
+tuned = None
+if not prepared.skipped and params.finetune:
+    finetune_model = run.build_finetune_model(prepared, features, fits[0])
+    finetune_model.summary(show_trainable=True)
+    tuned = run.fine_tune(prepared, features, fits[0], finetune_model)
+    ft = params.finetune
+    display(Markdown(
+        f"Fine-tuned every layer above `{features.boundary['layer']}` with the head for {ft.epochs} epochs, Adam lr "
+        f"{ft.learning_rate:g}, batch {ft.batch_size}, dropout {ft.dropout} on the pooled features, "
+        f"{'each image mirrored with probability 1/2' if ft.augment else 'no augmentation'}. "
+        f"Kept: epoch {tuned.kept_epoch} of {ft.epochs}, the one with the best validation accuracy."))
+
+# %% [markdown]
+# ## History
+
+# %%
+if not prepared.skipped:
+    history = tuned.history if tuned else run.history_frame(prepared, fits)
+    fig = plots.training_curves(history, f"{prepared.name}: accuracy and loss per epoch")
+
+# %% [markdown]
+# ## Evaluation
+# Every head on the test split, the reported one also end to end from the test JPEG files (decode, resize,
+# preprocess, forward) to time inference; then the run is saved.
+
+# %%
+if not prepared.skipped:
+    seconds = time.perf_counter() - start
+    record = (run.finish_finetune_run(prepared, features, tuned, seconds) if tuned else
+              run.finish_head_run(prepared, features, fits, extractor, seconds))
+    t, s, inf, hw = record["test"], record["seeds"], record["inference"], record["hardware"]
     display(pd.DataFrame({
-        "reported head (seed %d)" % record["primary_seed"]: {
+        f"reported head (seed {record['primary_seed']})": {
             "train accuracy": record["train_accuracy"], "train loss": record["train_loss"],
             "validation accuracy": record["val_accuracy"], "validation loss": record["val_loss"],
             "test accuracy": t["accuracy"], "test ROC AUC": t["roc_auc"]},
-        "mean over %d seeds" % len(params.head.seeds): {
+        f"mean over {len(params.head.seeds)} seeds": {
             "train accuracy": s["train_accuracy_mean"], "train loss": s["train_loss_mean"],
             "validation accuracy": s["val_accuracy_mean"], "validation loss": s["val_loss_mean"],
             "test accuracy": s["test_accuracy_mean"], "test ROC AUC": s["test_roc_auc_mean"]},
@@ -73,36 +159,18 @@ else:
             "validation accuracy": s["val_accuracy_std"], "validation loss": s["val_loss_std"],
             "test accuracy": s["test_accuracy_std"], "test ROC AUC": s["test_roc_auc_std"]},
     }))
+
+# %%
+if not prepared.skipped:
+    load = " / ".join(f"{v:.1f}" for v in inf["load_average"])
     display(Markdown(
         f"Test accuracy {t['accuracy']:.2%} (95% CI {t['accuracy_ci_low']:.2%} to {t['accuracy_ci_high']:.2%}, "
-        f"n = {t['n']}). End-to-end inference on the {inf['images']} test JPEGs (decode, resize, preprocess, "
-        f"forward; median of {inf['repeats']} after warm-up): **{inf['median_s']:.2f} s**, "
-        f"{inf['images_per_s']:.0f} images/s on {record['hardware']['cpu']} ({record['hardware']['cores']} cores"
-        f"{', ' + record['hardware']['gpus'][0] if record['hardware']['gpus'] else ', no GPU'}), "
-        f"Keras {record['hardware']['keras']} / {record['hardware']['keras_backend']}; 1-minute load average "
-        f"before / after timing: {load} on "
-        f"{record['hardware']['cores']} cores (a load above the core count means other work shared the CPU). "
+        f"n = {t['n']}). End-to-end inference on the {inf['images']} test JPEGs (median of {inf['repeats']} after "
+        f"warm-up): **{inf['median_s']:.2f} s**, {inf['images_per_s']:.0f} images/s on {hw['cpu']} ({hw['cores']} "
+        f"cores{', ' + hw['gpus'][0] if hw['gpus'] else ', no GPU'}), Keras {hw['keras']} / {hw['keras_backend']}; "
+        f"1-minute load average before / after timing: {load} (above the core count, other work shared the CPU). "
         f"Full model vs cached-feature head, largest difference in P(male): "
         f"{record['full_model_vs_cached_max_abs_diff']:.1e}."))
-
-# %%
-if record.get("finetune_boundary"):
-    ft = record["params"]["finetune"]
-    augment = "each image mirrored with probability 1/2" if ft["augment"] else "no augmentation"
-    display(Markdown(
-        f"Fine-tuning: the head is first trained {record['params']['epochs']} epochs on the frozen pooled features, "
-        f"then every layer above `{record['finetune_boundary']}` (BatchNorm kept in inference mode) is trained with "
-        f"the head for {ft['epochs']} epochs, Adam lr {ft['learning_rate']:g}, batch {ft['batch_size']}, dropout "
-        f"{ft['dropout']} on the pooled features, {augment}. "
-        f"The activations at `{record['finetune_boundary']}` are computed once (plain and mirrored) and cached, so "
-        f"the frozen layers are never recomputed. Kept: epoch {record['finetune_kept_epoch']} of fine-tuning, the one "
-        f"with the best validation accuracy; one seed ({record['primary_seed']})."))
-
-# %%
-if record["status"] == "ok":
-    history = pd.read_csv(f"{runs_dir}/{name}/history.csv")
-    fig = plots.training_curves(history, f"{name}: accuracy and loss per epoch")
-
-# %%
-if record["status"] == "ok":
-    fig = plots.confusion(record["test"]["confusion"], f"{name}: confusion matrix (test)")
+    fig = plots.confusion(t["confusion"], f"{prepared.name}: confusion matrix (test)")
+    display(Markdown(f"Saved under `{prepared.run_dir}`: " + ", ".join(
+        f"`{name}`" for name in sorted(p.name for p in prepared.run_dir.iterdir())) + "."))

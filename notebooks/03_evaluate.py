@@ -35,8 +35,8 @@ from IPython.display import Markdown, display
 
 from gfr.study import analysis, metrics, peer, results
 from gfr.data import celeba
-from gfr.report.assemble import plots
-from gfr.report.assemble.notebooks import use_project_root
+from gfr.report import plots
+from gfr.report.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
@@ -50,9 +50,7 @@ ok = table[table.status == "ok"]
 root = celeba.data_dir(data_dir)
 attributes = celeba.read_attributes(root)
 chosen = analysis.choose(table)
-seed = json.loads((Path(runs_dir) / chosen.run / "manifest.json").read_text())["primary_seed"]
-prob = f"prob_seed{seed}"
-preds = analysis.test_predictions(runs_dir, chosen.run)
+preds = analysis.reported_predictions(runs_dir, chosen.run)  # p_male: the reported head's P(male)
 display(Markdown(f"Chosen model: **{chosen.run}** (mean validation accuracy {chosen.val_accuracy_seed_mean:.2%} "
                  f"over {int(chosen.n_seeds)} head seeds)."))
 
@@ -62,9 +60,9 @@ display(Markdown(f"Chosen model: **{chosen.run}** (mean validation accuracy {cho
 # %%
 curves = {}
 for run in ok.run:
-    p = analysis.test_predictions(runs_dir, run)
-    fpr, tpr = metrics.roc_points(p.label, p[prob])
-    curves[run] = (fpr, tpr, metrics.classify(p.label, p[prob])["roc_auc"])
+    p = analysis.reported_predictions(runs_dir, run)
+    fpr, tpr = metrics.roc_points(p.label, p.p_male)
+    curves[run] = (fpr, tpr, metrics.summarize(p.label, p.p_male)["roc_auc"])
 fig = plots.roc_curves(curves)
 
 # %% [markdown]
@@ -73,7 +71,7 @@ fig = plots.roc_curves(curves)
 # Expected calibration error (ECE) is the count-weighted mean gap.
 
 # %%
-cal = metrics.calibration(preds.label, preds[prob])
+cal = metrics.calibration(preds.label, preds.p_male)
 fig = plots.reliability(cal["bins"], cal["ece"], f"{chosen.run}, test split")
 
 # %% [markdown]
@@ -82,8 +80,8 @@ fig = plots.reliability(cal["bins"], cal["ece"], f"{chosen.run}, test split")
 # 95% Wilson intervals. "higher"/"lower" means the interval lies entirely above/below the overall error rate.
 
 # %%
-by_attr = analysis.attribute_errors(preds, attributes, prob)
-overall = 1 - metrics.classify(preds.label, preds[prob])["accuracy"]
+by_attr = analysis.attribute_errors(preds, attributes, "p_male")
+overall = 1 - metrics.summarize(preds.label, preds.p_male)["accuracy"]
 display(Markdown(f"Overall test error rate: {overall:.2%}."))
 focus = by_attr[by_attr.attribute.isin(focus_attributes)]
 focus.set_index(["attribute", "value"])
@@ -101,7 +99,7 @@ by_attr[by_attr["vs overall"] != "within CI"].sort_values("error_rate", ascendin
 # ### Misclassified faces
 
 # %%
-wrong = preds.assign(p_male=preds[prob])[(preds[prob] >= 0.5).astype(int) != preds.label]
+wrong = preds[~metrics.is_correct(preds.p_male, preds.label)]
 display(Markdown(f"{len(wrong)} of {len(preds)} test faces are misclassified; a sample (title = true label):"))
 if len(wrong):
     fig = plots.sample_grid(root, wrong, n=gallery_size, title=f"{chosen.run}: misclassified test faces")
@@ -135,16 +133,15 @@ else:
 # %%
 peer_preds_path = Path(peer_dir) / "test_predictions.csv"
 if peer_preds_path.is_file():
-    pp = pd.read_csv(peer_preds_path, dtype={"image_id": str}).set_index("image_id").loc[preds.image_id]
-    ours_right = ((preds[prob] >= 0.5).astype(int) == preds.label).values
-    peer_right = (pp.pred.values == preds.label.values)
+    h2h = analysis.peer_head_to_head(preds, peer.read_predictions(peer_preds_path))
+    ours_right, peer_right = h2h["ours_right"], h2h["peer_right"]
     groups = {"peer right, ours wrong": preds.image_id[peer_right & ~ours_right],
               "ours right, peer wrong": preds.image_id[ours_right & ~peer_right]}
     for title, ids in groups.items():
         display(Markdown(f"**{title}: {len(ids)} images.** Attributes most over-represented among them:"))
         if len(ids):
             display(analysis.attribute_profile(ids, attributes, preds.image_id).head(6))
-            fig = plots.sample_grid(root, preds.assign(p_male=preds[prob]).set_index("image_id").loc[ids].reset_index(),
+            fig = plots.sample_grid(root, preds.set_index("image_id").loc[ids].reset_index(),
                                     n=8, title=title)
 else:
     display(Markdown("No peer predictions to compare."))

@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr.study import analysis, metrics, published, results
-from gfr.report.assemble.notebooks import use_project_root
+from gfr.study import analysis, metrics, peer, published, results
+from gfr.report.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline
@@ -67,7 +67,7 @@ if len(skipped):
 
 # %%
 if len(ok):
-    from gfr.report.assemble import plots
+    from gfr.report import plots
     fig = plots.accuracy_comparison(table)
 
 # %% [markdown]
@@ -77,8 +77,7 @@ if len(ok):
 # same test images. A difference counts as real only when both p-values are below 0.05.
 
 # %%
-seeds = {json.loads((Path(runs_dir) / r / "manifest.json").read_text())["primary_seed"] for r in ok.run}
-noise = analysis.noise_table(runs_dir, list(ok.run), seeds.pop()) if len(ok) > 1 else pd.DataFrame()
+noise = analysis.noise_table(runs_dir, list(ok.run)) if len(ok) > 1 else pd.DataFrame()
 noise.set_index(["run A", "run B"]) if len(noise) else noise
 
 # %%
@@ -114,13 +113,9 @@ display(Markdown(
 # %%
 peer_preds = Path(peer_dir) / "test_predictions.csv"
 if peer_preds.is_file():
-    seed = json.loads((Path(runs_dir) / chosen.run / "manifest.json").read_text())["primary_seed"]
-    ours = analysis.test_predictions(runs_dir, chosen.run)
-    theirs = pd.read_csv(peer_preds, dtype={"image_id": str}).set_index("image_id").loc[ours.image_id]
-    ours_right = ((ours[f"prob_seed{seed}"] >= 0.5).astype(int) == ours.label).values
-    peer_right = theirs.pred.values == ours.label.values
-    a, b = metrics.wilson_ci(int(ours_right.sum()), len(ours)), metrics.wilson_ci(int(peer_right.sum()), len(ours))
-    test = metrics.mcnemar(ours_right, peer_right)
+    ours = analysis.reported_predictions(runs_dir, chosen.run)
+    h2h = analysis.peer_head_to_head(ours, peer.read_predictions(peer_preds))
+    ours_right, peer_right, a, b, test = (h2h[k] for k in ("ours_right", "peer_right", "ours_ci", "peer_ci", "mcnemar"))
     display(pd.DataFrame({
         "accuracy": [ours_right.mean(), peer_right.mean()],
         "95% CI": [f"{a[0]:.2%}-{a[1]:.2%}", f"{b[0]:.2%}-{b[1]:.2%}"],

@@ -118,3 +118,15 @@ def cli_run(synth_root, tmp_path_factory) -> dict:
     assert run_proc.returncode == 0, f"{run_proc.stdout}\n{run_proc.stderr}"
     return {"work": work, "manifest": manifest, "split": split_proc, "run": run_proc,
             "run_dir": work / "runs" / "ResNet50-it1", "cache": work / "cache"}
+
+
+@pytest.fixture(scope="session")
+def saved_run(synth_root, synth_manifest, tmp_path_factory) -> Path:
+    """A finished run (VGG16, random weights, 32x32) saved by gfr.study.run.run_one on the synthetic set."""
+    from gfr.study import run
+
+    work = tmp_path_factory.mktemp("saved-run")
+    params = small_params(1, {"input_size": [32, 32]})
+    record = run.run_one("VGG16", 1, synth_root, synth_manifest, work / "runs", params, work / "cache", progress=False)
+    assert record["status"] == "ok"
+    return work / "runs" / "VGG16-it1"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import io
 import json
+import mmap
 import shutil
 
 import numpy as np
@@ -33,9 +35,9 @@ class LoadRecorder:
         return self.real(*args, **kwargs)
 
 
-def do_extract(name, frame, root, manifest_sha, directory, size, seed=1024):
+def do_extract(name, frame, root, manifest_sha, directory, size, seed=1024, **options):
     return feature_cache.extract(name, list(frame.image_id), root, size, False, backbones.RANDOM, manifest_sha,
-                            batch_size=8, directory=directory, init_seed=seed, progress=False)
+                                 batch_size=8, directory=directory, init_seed=seed, progress=False, **options)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +58,12 @@ def vgg(frame, synth_root, synth_manifest, tmp_path_factory):
     """VGG16 (random, 32x32) features through the cache, recording how np.load was called."""
     directory = tmp_path_factory.mktemp("vgg-cache")
     recorder = LoadRecorder()
+    rows = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(feature_cache.np, "load", recorder)
-        feats, info = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), directory, VGG_SIZE)
+        feats, info = do_extract("VGG16", frame, synth_root, split.manifest_hash(synth_manifest), directory, VGG_SIZE,
+                                 on_batch=rows.append)
+    assert rows == [min(k, len(frame)) for k in range(8, len(frame) + 8, 8)]  # rows written after each batch of 8
     return np.array(feats), info, directory, recorder.calls
 
 
@@ -108,6 +113,7 @@ def test_random_backbone_is_drawn_from_the_init_seed():
     c = backbones.build_extractor(backbone, VGG_SIZE, False, backbones.RANDOM, init_seed=6)
     assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
     assert not all(np.array_equal(x, y) for x, y in zip(a.get_weights(), c.get_weights()))
+    assert a.get_layer(backbones.BASE_NAME) is a.layers[1] and a.get_layer(backbones.GAP_NAME) is a.layers[2]
 
 
 def test_second_call_is_a_hit_and_does_not_rebuild(vgg, frame, synth_root, synth_manifest, monkeypatch):
@@ -255,3 +261,79 @@ def test_check_disk_passes_with_room(tmp_path):
 def test_small_params_use_the_cacheable_layout():
     p = small_params(1)
     assert p.image_size == SIZE and not p.native_input and p.weights == "none"
+
+
+# ---------------------------------------------------------------- the memory-mapped .npy writer
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shape", [(37, 512), (5, 3, 4, 7), (0, 16)])
+def test_create_npy_writes_the_bytes_np_save_writes(tmp_path, dtype, shape):
+    array = (np.random.default_rng(0).standard_normal(shape) * 100).astype(dtype)
+    out = feature_cache.create_npy(tmp_path / "a.npy", shape, dtype)
+    assert out.shape == shape and out.dtype == np.dtype(dtype) and out.flags.writeable and out.flags.c_contiguous
+    assert not out.any()  # starts as zeros
+    out[...] = array
+    feature_cache.release_pages(out)
+    del out
+    saved = io.BytesIO()
+    np.save(saved, array, allow_pickle=False)
+    assert (tmp_path / "a.npy").read_bytes() == saved.getvalue()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy", allow_pickle=False), array)
+
+
+def test_release_pages_keeps_the_data_and_ignores_plain_arrays(tmp_path):
+    out = feature_cache.create_npy(tmp_path / "a.npy", (1000, 300), "float32")
+    assert isinstance(out.base, mmap.mmap)
+    out[:500] = 1.5
+    feature_cache.release_pages(out)  # drops the written pages; they are faulted back in from the file
+    assert float(out[:500].sum()) == 1.5 * 500 * 300 and not out[500:].any()
+    out[500:] = 2.0
+    feature_cache.release_pages(out[500:])  # a view finds its mapping through .base
+    del out
+    back = np.load(tmp_path / "a.npy", allow_pickle=False)
+    assert (back[:500] == 1.5).all() and (back[500:] == 2.0).all()
+    plain = np.ones((4, 3), np.float32)
+    feature_cache.release_pages(plain)  # no mapping: nothing to do
+    assert (plain == 1).all()
+
+
+class FakeExtractor:
+    """Stands in for a Keras model: each row's feature is its image's mean per channel."""
+
+    def predict_on_batch(self, batch):
+        return np.asarray(batch).mean(axis=(1, 2))
+
+
+def test_compute_calls_on_batch_and_releases_pages_as_it_goes(synth_root, frame, tmp_path, monkeypatch):
+    paths = [celeba.image_path(synth_root, i) for i in frame.image_id[:21]]
+    backbone = backbones.get("VGG16")
+    out = feature_cache.create_npy(tmp_path / "f.npy", (len(paths), 3), "float32")
+    released, real_release = [], feature_cache.release_pages
+    monkeypatch.setattr(feature_cache, "RELEASE_BYTES", 8 * 3 * 4)  # every 8 rows
+    monkeypatch.setattr(feature_cache, "release_pages", lambda a: (released.append(1), real_release(a)))
+    rows = []
+    feature_cache.compute(FakeExtractor(), backbone, paths, VGG_SIZE, 8, out, False, on_batch=rows.append)
+    assert rows == [8, 16, 21] and len(released) == 2
+    expected = backbones.preprocess(backbone, decode_batch(paths, VGG_SIZE)).mean(axis=(1, 2))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_random_weights_need_an_explicit_init_seed(frame, synth_root, tmp_path):
+    backbone = backbones.get("VGG16")
+    with pytest.raises(TypeError, match="init_seed"):
+        backbones.build_extractor(backbone, VGG_SIZE, False, backbones.RANDOM)
+    with pytest.raises(TypeError, match="init_seed"):
+        backbones.build_truncated(backbone, VGG_SIZE, False, backbones.RANDOM, "block4_pool", None)
+    with pytest.raises(TypeError, match="init_seed"):
+        feature_cache.extract("VGG16", list(frame.image_id), synth_root, VGG_SIZE, False, backbones.RANDOM, "m" * 64,
+                              directory=tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_find_weights_file(tmp_path):
+    backbone = backbones.get("InceptionV3")
+    assert backbones.find_weights_file(backbone, tmp_path) is None
+    (tmp_path / backbones.INCEPTION_2015_FILE).write_bytes(b"x")
+    assert backbones.find_weights_file(backbone, str(tmp_path)) == tmp_path / backbones.INCEPTION_2015_FILE
+    (tmp_path / backbone.weights_file).write_bytes(b"x")
+    assert backbones.find_weights_file(backbone, tmp_path) == tmp_path / backbone.weights_file  # Keras's name first

@@ -14,7 +14,7 @@ def finetuned_run(synth_root, synth_manifest, tmp_path_factory):
     params = small_params(4, {"input_size": [64, 64], "finetune": {"epochs": 2, "batch_size": 8}})
     runs_dir = tmp_path_factory.mktemp("ft-runs")
     cache = tmp_path_factory.mktemp("ft-cache")
-    record = run.execute("ResNet50", 4, synth_root, synth_manifest, runs_dir, params, cache, progress=False)
+    record = run.run_one("ResNet50", 4, synth_root, synth_manifest, runs_dir, params, cache, progress=False)
     return record, runs_dir / record["run"], cache
 
 

@@ -36,10 +36,10 @@ def test_wilson_ci_brackets_the_proportion_and_narrows_with_n():
     assert large[1] - large[0] < small[1] - small[0]
 
 
-def test_classify_hand_made():
+def test_summarize_hand_made():
     y = [1, 1, 0, 0, 1]
     p = [0.9, 0.4, 0.2, 0.6, 0.5]  # predictions at threshold 0.5 (inclusive): 1 0 0 1 1
-    m = metrics.classify(y, p)
+    m = metrics.summarize(y, p)
     assert m["n"] == 5 and m["accuracy"] == pytest.approx(0.6)
     assert m["confusion"] == [[1, 1], [1, 2]]  # rows: true female, true male; columns: predicted
     assert m["roc_auc"] == pytest.approx(4 / 6)  # 4 of the 6 (male, female) pairs are ranked right
@@ -48,14 +48,14 @@ def test_classify_hand_made():
     assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == pytest.approx(metrics.wilson_ci(3, 5))
 
 
-def test_classify_threshold_and_single_class():
-    m = metrics.classify([1, 1, 1], [0.2, 0.6, 0.8], threshold=0.7)
+def test_summarize_threshold_and_single_class():
+    m = metrics.summarize([1, 1, 1], [0.2, 0.6, 0.8], threshold=0.7)
     assert m["accuracy"] == pytest.approx(1 / 3) and math.isnan(m["roc_auc"])
     assert m["confusion"] == [[0, 0], [2, 1]]
 
 
-def test_classify_clips_log_loss():
-    m = metrics.classify([1, 0], [0.0, 1.0])
+def test_summarize_clips_log_loss():
+    m = metrics.summarize([1, 0], [0.0, 1.0])
     assert math.isfinite(m["loss"]) and m["loss"] > 10
 
 
@@ -108,3 +108,11 @@ def test_roc_points():
     fpr, tpr = metrics.roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     assert fpr[0] == 0 and tpr[-1] == 1 and fpr[-1] == 1
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+
+
+def test_predicted_male_and_is_correct_use_one_threshold():
+    prob = [0.0, 0.49, 0.5, 0.51, 1.0]
+    assert metrics.predicted_male(prob).tolist() == [0, 0, 1, 1, 1]  # 0.5 itself is male (inclusive)
+    assert metrics.is_correct(prob, [0, 1, 1, 0, 1]).tolist() == [True, False, True, False, True]
+    m = metrics.summarize([0, 1, 1, 0, 1], prob)
+    assert m["accuracy"] == pytest.approx(metrics.is_correct(prob, [0, 1, 1, 0, 1]).mean())

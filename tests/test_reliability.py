@@ -22,7 +22,7 @@ from conftest import PYTHON, REPO, gfr_cli, run_args, small_params
 from gfr.models import backbones
 from gfr.data import celeba, split
 from gfr import cli, predict
-from gfr.study import run
+from gfr.study import artefacts, run
 from gfr.errors import GfrError, WeightsUnavailable
 from gfr.files import file_sha256
 
@@ -186,7 +186,7 @@ def test_unknown_backbone(name, synth_root, synth_manifest, tmp_path):
         backbones.get(name)
     assert repr(name) in str(info.value) and "ResNet50" in str(info.value)
     with pytest.raises(GfrError, match="unknown backbone"):
-        run.execute(name, 1, synth_root, synth_manifest, tmp_path / "runs", small_params(1), tmp_path / "c", progress=False)
+        run.run_one(name, 1, synth_root, synth_manifest, tmp_path / "runs", small_params(1), tmp_path / "c", progress=False)
     assert not (tmp_path / "runs").exists()
 
 
@@ -219,7 +219,7 @@ def test_imagenet_weights_unavailable_offline(tmp_path, monkeypatch, offline):
 def test_unavailable_weights_make_a_skipped_run(tmp_path, monkeypatch, offline, synth_root, synth_manifest):
     monkeypatch.setenv("GFR_WEIGHTS_DIR", str(tmp_path))
     params = small_params(1, {"weights": "imagenet"})
-    record = run.execute("VGG16", 1, synth_root, synth_manifest, tmp_path / "runs", params, tmp_path / "cache", progress=False)
+    record = run.run_one("VGG16", 1, synth_root, synth_manifest, tmp_path / "runs", params, tmp_path / "cache", progress=False)
     assert record["status"] == "skipped" and VGG_FILE in record["reason"]
     saved = json.loads((tmp_path / "runs" / "VGG16-it1" / "manifest.json").read_text())
     assert saved["status"] == "skipped" and saved["reason"] == record["reason"] and saved["backbone"] == "VGG16"
@@ -277,16 +277,6 @@ def test_real_weights_resolve(real_weights, monkeypatch, offline):
 
 # ---- (e) predict safety --------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def saved_run(synth_root, synth_manifest, tmp_path_factory) -> Path:
-    """A finished run (VGG16, random weights, 32x32) saved by gfr.study.run.execute on the synthetic set."""
-    work = tmp_path_factory.mktemp("saved-run")
-    params = small_params(1, {"input_size": [32, 32]})
-    record = run.execute("VGG16", 1, synth_root, synth_manifest, work / "runs", params, work / "cache", progress=False)
-    assert record["status"] == "ok"
-    return work / "runs" / "VGG16-it1"
-
-
 @pytest.fixture
 def run_copy(saved_run, tmp_path) -> Path:
     out = tmp_path / "VGG16-it1"
@@ -295,14 +285,14 @@ def run_copy(saved_run, tmp_path) -> Path:
 
 
 def edit_record(run_dir: Path, **change) -> None:
-    path = run_dir / run.MANIFEST
+    path = run_dir / artefacts.MANIFEST
     record = json.loads(path.read_text())
     record.update(change)
     path.write_text(json.dumps(record))
 
 
 def test_saved_run_is_complete(saved_run):
-    record = run.load_record(saved_run)
+    record = artefacts.load_record(saved_run)
     assert record["head_sha256"] == file_sha256(saved_run / record["head_file"])
     assert record["full_model_vs_cached_max_abs_diff"] < 1e-5
     for name in ("history.csv", "seeds.csv", "test_predictions.csv"):
@@ -361,7 +351,7 @@ def test_head_path_escaping_the_run_folder_is_refused(run_copy, head_file):
 
 
 def test_head_file_with_other_bytes_is_refused(run_copy):
-    head = run_copy / run.HEAD_FILE
+    head = run_copy / artefacts.HEAD_FILE
     data = bytearray(head.read_bytes())
     data[-1] ^= 0x01
     head.write_bytes(bytes(data))
@@ -371,7 +361,7 @@ def test_head_file_with_other_bytes_is_refused(run_copy):
 
 
 def test_missing_head_file_is_refused(run_copy):
-    (run_copy / run.HEAD_FILE).unlink()
+    (run_copy / artefacts.HEAD_FILE).unlink()
     with pytest.raises(GfrError, match="head weights not found"):
         predict.load_model(run_copy, weights="none")
 
@@ -379,7 +369,7 @@ def test_missing_head_file_is_refused(run_copy):
 def test_weights_with_another_hash_are_refused(saved_run, vgg_h5):
     with pytest.raises(GfrError, match="differ from the run's") as info:
         predict.load_model(saved_run, weights=str(vgg_h5))
-    assert str(saved_run / run.MANIFEST) in str(info.value)
+    assert str(saved_run / artefacts.MANIFEST) in str(info.value)
 
 
 def test_weights_recorded_file_replaced_is_refused(run_copy, vgg_h5, tmp_path):

@@ -75,9 +75,7 @@ def write_manifest(manifest: pd.DataFrame, excluded: pd.DataFrame, path: str | o
     """Write the manifest CSV (and `<stem>.excluded.csv` beside it) atomically; return its path."""
     path = Path(path)
     for target, table in ((excluded_path(path), excluded), (path, manifest[MANIFEST_COLUMNS])):
-        text = table.to_csv(index=False)
-        if not (target.is_file() and target.read_text() == text):  # unchanged: keep mtime, so nothing reruns
-            files.write_text(target, text)
+        files.write_text_if_changed(target, table.to_csv(index=False))  # unchanged: mtime kept, nothing reruns
     return path
 
 
@@ -85,6 +83,14 @@ def excluded_path(manifest_path: str | os.PathLike) -> Path:
     """Where the list of excluded files of a manifest lies."""
     manifest_path = Path(manifest_path)
     return manifest_path.with_name(manifest_path.stem + ".excluded.csv")
+
+
+def read_excluded(manifest_path: str | os.PathLike) -> pd.DataFrame:
+    """The files left out of a manifest (image_id, reason); empty if none was."""
+    path = excluded_path(manifest_path)
+    if not path.is_file():
+        return pd.DataFrame(columns=["image_id", "reason"])
+    return pd.read_csv(path, dtype={"image_id": str, "reason": str})
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:

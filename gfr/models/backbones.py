@@ -94,7 +94,9 @@ class Weights:
 RANDOM = Weights(None, "random", "random initialisation (asked for by name: weights=none)")
 
 
-def _find_in_folder(backbone: Backbone, folder: Path) -> Path | None:
+def find_weights_file(backbone: Backbone, folder: str | os.PathLike) -> Path | None:
+    """The backbone's no-top ImageNet weights file in `folder` (Keras's name or an alternate), or None."""
+    folder = Path(folder)
     for name in (backbone.weights_file, *backbone.alternate_files):
         if (folder / name).is_file():
             return folder / name
@@ -127,7 +129,7 @@ def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:
         return RANDOM
     if spec == "imagenet":
         folder = os.environ.get(WEIGHTS_ENV)
-        found = _find_in_folder(backbone, Path(folder).expanduser()) if folder else None
+        found = find_weights_file(backbone, Path(folder).expanduser()) if folder else None
         if found is None:
             cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / backbone.weights_file
             found = cached if cached.is_file() else _download(backbone)
@@ -135,7 +137,7 @@ def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:
     else:
         path = Path(spec).expanduser()
         if path.is_dir():
-            found = _find_in_folder(backbone, path)
+            found = find_weights_file(backbone, path)
             if found is None:
                 raise GfrError(f"weights folder {path} holds no {backbone.weights_file} for {backbone.name}")
         elif path.is_file():
@@ -163,10 +165,14 @@ def _inception_2015_exact(base):
     return model
 
 
+BASE_NAME = "base"  # the convolutional base's layer name in every model gfr builds: model.get_layer(BASE_NAME)
+GAP_NAME = "gap"  # the global average pooling after it in `build_extractor`
+
+
 def build_base(backbone: Backbone, input_shape: tuple, weights: Weights):
-    """The frozen convolutional base (no top) with the given weights."""
+    """The frozen convolutional base (no top) with the given weights, named BASE_NAME."""
     try:
-        base = backbone.constructor(include_top=False, weights=weights.path, input_shape=input_shape)
+        base = backbone.constructor(include_top=False, weights=weights.path, input_shape=input_shape, name=BASE_NAME)
     except (ValueError, OSError) as exc:
         first = str(exc).splitlines()[0][:200]
         raise GfrError(f"weights file {weights.path} does not fit {backbone.name}: {first}") from None
@@ -176,34 +182,47 @@ def build_base(backbone: Backbone, input_shape: tuple, weights: Weights):
     return base
 
 
-RANDOM_INIT_SEED = 1024  # base.yaml's seed: random (weights=none) backbones are drawn from it unless told otherwise
+def seed_random_init(weights: Weights, init_seed: int | None) -> None:
+    """Seed the backend before random (weights=none) weights are drawn; such weights need `init_seed`.
+
+    File weights do not depend on the seed, so it may be left out (None) for them.
+    """
+    if not weights.is_random:
+        return
+    if init_seed is None:
+        raise TypeError("random weights (weights=none) need an explicit init_seed: the network is drawn from it")
+    import keras
+
+    keras.utils.set_random_seed(init_seed)
 
 
 def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights,
-                    init_seed: int = RANDOM_INIT_SEED):
+                    init_seed: int | None = None):
     """Frozen base + global average pooling: image batch (preprocessed) -> pooled features.
 
-    Random weights (weights=none) are drawn after seeding with `init_seed`, so every build with the same
-    seed is the same network (the cached features, the end-to-end model and `predict` then agree).
+    Random weights (weights=none) are drawn after seeding with `init_seed` (required for them; None is
+    only for file weights), so every build with the same seed is the same network (the cached features,
+    the end-to-end model and `predict` then agree).
     """
     import keras
 
-    if weights.is_random:
-        keras.utils.set_random_seed(init_seed)
+    seed_random_init(weights, init_seed)
     shape = (None, None, 3) if native else (*image_size, 3)
     base = build_base(backbone, shape, weights)
     inputs = keras.Input(shape)
-    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(base(inputs, training=False))
+    pooled = keras.layers.GlobalAveragePooling2D(name=GAP_NAME)(base(inputs, training=False))
     return keras.Model(inputs, pooled, name=f"{backbone.name}_features")
 
 
 def build_truncated(backbone: Backbone, image_size: tuple[int, int], native: bool, weights: Weights, layer: str,
-                    init_seed: int = RANDOM_INIT_SEED):
-    """The frozen base cut at `layer`: image batch (preprocessed) -> that layer's activations."""
+                    init_seed: int | None):
+    """The frozen base cut at `layer`: image batch (preprocessed) -> that layer's activations.
+
+    Random weights (weights=none) are drawn after seeding with `init_seed` (None only for file weights).
+    """
     import keras
 
-    if weights.is_random:
-        keras.utils.set_random_seed(init_seed)
+    seed_random_init(weights, init_seed)
     base = build_base(backbone, (None, None, 3) if native else (*image_size, 3), weights)
     try:
         out = base.get_layer(layer).output

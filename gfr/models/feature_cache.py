@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -89,9 +90,42 @@ def check_disk(directory: Path, nbytes: int) -> None:
         )
 
 
+def create_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A new .npy file at `path` (zeros), returned as a writable array memory-mapped over its data.
+
+    The file holds exactly the bytes `np.save` writes for a C-ordered array of this shape and dtype
+    (format 1.0 header, then the raw data), so once filled it is an ordinary .npy file. The mapping is
+    this module's own `mmap.mmap` (the array's `.base`), which `release_pages` flushes and releases;
+    it closes when the last reference to the array goes.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise ValueError("a memory-mapped .npy cannot hold Python objects")
+    shape = tuple(int(n) for n in shape)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    with open(path, "wb+") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        offset = handle.tell()
+        handle.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)  # zeros, sparse where it can
+        handle.flush()
+        mapping = mmap.mmap(handle.fileno(), 0)  # the whole file; stays valid after the file object closes
+    return np.ndarray(shape, dtype, buffer=mapping, offset=offset)
+
+
+def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
+    """The `mmap.mmap` an array (or a view of it) is backed by, found through the public `.base` chain."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
 def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, batch_size: int, out: np.ndarray,
-            progress: bool, flip: bool = False) -> None:
-    """Fill `out` (rows aligned with `paths`) with the extractor's outputs, batch by batch (mirrored if `flip`)."""
+            progress: bool, flip: bool = False, on_batch: Callable[[int], None] | None = None) -> None:
+    """Fill `out` (rows aligned with `paths`) with the extractor's outputs, batch by batch (mirrored if `flip`).
+
+    `on_batch`, if given, is called after each batch is written with the number of rows written so far.
+    """
     meter = progress_meter(len(paths), f"{backbone.name} features" + (" (mirrored)" if flip else ""), enabled=progress)
     row = released = 0
     row_bytes = out[:1].nbytes
@@ -105,25 +139,29 @@ def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, ba
         if (row * row_bytes) - released >= RELEASE_BYTES:
             released = row * row_bytes
             release_pages(out)
+        if on_batch is not None:
+            on_batch(row)
     meter.close()
 
 
 RELEASE_BYTES = 64 << 20  # written memory-mapped cache pages are handed back every 64 MiB
 
 
-def release_pages(out) -> None:
+def release_pages(out: np.ndarray) -> None:
     """Write a memory-mapped `out` to its file and drop its pages from this process's resident memory.
 
     Without this, every written page of the cache file stays resident, so peak memory grew with the
     dataset (about 1.6 GiB more for ResNet50 on the full CelebA). The data stays in the file (and the
-    OS page cache); a later read faults it back in.
+    OS page cache); a later read faults it back in. An array not backed by an `mmap.mmap` (from
+    `create_npy` or `np.memmap`) is left alone.
     """
-    handle = getattr(out, "_mmap", None)
-    if handle is None or not hasattr(mmap, "MADV_DONTNEED"):
+    mapping = _mapping_of(out)
+    if mapping is None:
         return
     try:
-        out.flush()
-        handle.madvise(mmap.MADV_DONTNEED)
+        mapping.flush()
+        if hasattr(mmap, "MADV_DONTNEED"):
+            mapping.madvise(mmap.MADV_DONTNEED)
     except (OSError, ValueError):
         pass
 
@@ -138,18 +176,23 @@ def extract(
     manifest_sha: str,
     batch_size: int = 32,
     directory: str | os.PathLike | None = None,
-    init_seed: int = 1024,
+    init_seed: int | None = None,
     progress: bool = True,
     layer: str | None = None,
     flip: bool = False,
     dtype: str = "float32",
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Pooled features of `image_ids` (in order) from the cache, computing and caching them if needed.
 
-    With `layer`, the cached array is that layer's (spatial) output instead: the activations at a
-    fine-tuning freeze boundary. `flip` mirrors the images first; `dtype` is the stored type.
+    `init_seed` draws random (weights=none) backbones and is required for them (None only for file
+    weights). With `layer`, the cached array is that layer's (spatial) output instead: the activations
+    at a fine-tuning freeze boundary. `flip` mirrors the images first; `dtype` is the stored type.
+    `on_batch` is passed to `compute` (not called on a cache hit).
     Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
     """
+    if weights.is_random and init_seed is None:
+        raise TypeError("random weights (weights=none) need an explicit init_seed: the features depend on it")
     backbone = backbones.get(backbone_name)
     directory = cache_dir(directory)
     key = cache_key(backbone.name, image_size, native, weights, manifest_sha, init_seed)
@@ -169,10 +212,10 @@ def extract(
     check_disk(directory, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
     with files.atomic_path(npy, suffix=".npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(paths), *row_shape))
-        compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip)
-        out.flush()
-        del out
+        out = create_npy(tmp, (len(paths), *row_shape), dtype)
+        compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch)
+        _mapping_of(out).flush()
+        del out  # the last reference to the mapping: it closes
         digest = file_sha256(tmp)
     files.write_json(meta, {"key": key, "sha256": digest, "rows": len(paths)})
     return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

@@ -11,6 +11,9 @@ from gfr import files
 from gfr.errors import GfrError
 from gfr.files import file_sha256
 
+HEAD_NAME = "head"
+HIDDEN_NAME = "dense_relu"
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the backend; make TensorFlow ops deterministic."""
@@ -30,10 +33,10 @@ def build_head(feature_dim: int, units: int):
     return keras.Sequential(
         [
             keras.Input((feature_dim,)),
-            keras.layers.Dense(units, activation="relu", name="dense_relu"),
+            keras.layers.Dense(units, activation="relu", name=HIDDEN_NAME),
             keras.layers.Dense(1, activation="sigmoid", name="male_probability"),
         ],
-        name="head",
+        name=HEAD_NAME,
     )
 
 
@@ -64,7 +67,7 @@ def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
 
 def save_head(head, path: str | os.PathLike) -> str:
     """Save the head's weights atomically (Keras .weights.h5, no pickle, no optimizer state); return their SHA-256."""
-    bare = build_head(head.input_shape[-1], head.layers[0].units)  # uncompiled: leaves Adam's moments out
+    bare = build_head(head.input_shape[-1], head.get_layer(HIDDEN_NAME).units)  # uncompiled: leaves Adam's moments out
     bare.set_weights(head.get_weights())
     with files.atomic_path(path, suffix=".weights.h5") as tmp:
         bare.save_weights(tmp)

@@ -47,12 +47,25 @@ def _clean(notebook, keep_markdown: bool = True):
     return nb
 
 
-def run_notebooks(runs_dir: Path) -> list[Path]:
-    """Executed run notebooks in backbone, then iteration order."""
-    from gfr.study.results import run_order
+def run_sections(runs_dir: Path) -> list:
+    """One section per expected run of the study (registry order): its executed notebook's cells, or a
+    "not run" note (with the error of a failed execution, if one was kept)."""
+    import nbformat
 
-    found = (p for p in runs_dir.glob("*-it*.ipynb") if not p.name.endswith(".failed.ipynb"))
-    return sorted(found, key=lambda p: run_order(p.stem))
+    from gfr.study.artefacts import error_of, failed_path
+    from gfr.study.registry import expected_runs
+
+    cells = []
+    for run in expected_runs():
+        path = runs_dir / f"{run.name}.ipynb"
+        if path.is_file():
+            cells.extend(_clean(nbformat.read(path, as_version=4), keep_markdown=False).cells)
+            continue
+        failed = failed_path(path)
+        why = f"its last execution failed: {error_of(failed)}" if failed.is_file() else "no executed notebook"
+        cells.append(nbformat.v4.new_markdown_cell(f"### {run.backbone}, iteration {run.iteration}\n\n"
+                                                   f"**Not run** ({why}). `make report` runs it."))
+    return cells
 
 
 def assemble(notebooks_dir: str | os.PathLike):
@@ -66,8 +79,7 @@ def assemble(notebooks_dir: str | os.PathLike):
             raise GfrError(f"executed notebook missing: {path} (run `make report`)")
     report = _clean(nbformat.read(parts[0], as_version=4))
     report.cells.append(nbformat.v4.new_markdown_cell(PERFORMANCE_INTRO))
-    for path in run_notebooks(root / "runs"):
-        report.cells.extend(_clean(nbformat.read(path, as_version=4), keep_markdown=False).cells)
+    report.cells.extend(run_sections(root / "runs"))
     for name in ("03_evaluate.ipynb", "04_compare.ipynb"):
         report.cells.extend(_clean(nbformat.read(root / name, as_version=4)).cells)
     return report

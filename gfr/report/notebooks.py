@@ -6,22 +6,18 @@ import os
 from pathlib import Path
 
 from gfr.errors import GfrError
+from gfr.paths import PROJECT_ROOT
+from gfr.study.artefacts import failed_path
 
 KERNEL = "gfr"
 
 
 def use_project_root() -> Path:
     """Work from the project root (Jupyter starts a kernel in notebooks/), so the default relative paths resolve."""
-    from gfr.paths import PROJECT_ROOT as root
+    root = PROJECT_ROOT
     if (root / "params").is_dir() and (root / "notebooks").is_dir() and Path.cwd() != root:
         os.chdir(root)
     return Path.cwd()
-
-
-def failed_path(target: str | os.PathLike) -> Path:
-    """Where the partial notebook of a failed execution is kept."""
-    target = Path(target)
-    return target.with_name(target.stem + ".failed.ipynb")
 
 
 def load(source: str | os.PathLike):
@@ -34,7 +30,7 @@ def load(source: str | os.PathLike):
     return jupytext.read(source)
 
 
-def execute(source, target, parameters: dict, kernel: str = KERNEL, prepare_only: bool = False, progress: bool = True) -> Path:
+def execute_notebook(source, target, parameters: dict, kernel: str = KERNEL, prepare_only: bool = False, progress: bool = True) -> Path:
     """Run `source` with `parameters` into `target`; on failure keep `<target>.failed.ipynb` and raise GfrError."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -60,15 +56,3 @@ def execute(source, target, parameters: dict, kernel: str = KERNEL, prepare_only
     if failed_path(target).exists():
         failed_path(target).unlink()
     return target
-
-
-def error_of(notebook_path: str | os.PathLike) -> str:
-    """The error a failed executed notebook stopped on, as one line."""
-    import nbformat
-
-    nb = nbformat.read(notebook_path, as_version=4)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return f"{out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
-    return "execution stopped (no error output recorded)"

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gfr.models import backbones
 from gfr.data import celeba
-from gfr.study import metrics
+from gfr.models import backbones
 from gfr.params import PARAMS_DIR, known_iterations, load_params
+from gfr.study import artefacts, metrics
 
 
 def params_table(params_dir: str | os.PathLike = PARAMS_DIR, extra: list | None = None) -> pd.DataFrame:
@@ -49,27 +49,28 @@ def architecture_table() -> pd.DataFrame:
     ]).set_index("backbone")
 
 
-def test_predictions(runs_dir: str | os.PathLike, run: str) -> pd.DataFrame:
-    """A run's saved test predictions (image_id, label, prob_seed<k>...)."""
-    return pd.read_csv(Path(runs_dir) / run / "test_predictions.csv", dtype={"image_id": str})
+def reported_predictions(runs_dir: str | os.PathLike, run: str) -> pd.DataFrame:
+    """A run's test predictions by its reported head: image_id, label, p_male (the primary seed's P(male))."""
+    run_dir = Path(runs_dir) / run
+    preds = artefacts.test_predictions(run_dir)
+    column = artefacts.prob_column(artefacts.load_record(run_dir)["primary_seed"])
+    return preds[["image_id", "label"]].assign(p_male=preds[column].values)
 
 
 def seed_accuracies(runs_dir, run: str) -> np.ndarray:
     """Test accuracy of each head seed of a run."""
-    return pd.read_csv(Path(runs_dir) / run / "seeds.csv").test_accuracy.to_numpy()
+    return artefacts.seeds_table(Path(runs_dir) / run).test_accuracy.to_numpy()
 
 
-def noise_table(runs_dir, runs: list[str], primary_seed: int) -> pd.DataFrame:
+def noise_table(runs_dir, runs: list[str]) -> pd.DataFrame:
     """Every pair of runs: accuracy difference over seeds, Welch's t-test, and McNemar on the same test images."""
     rows = []
     for a, b in itertools.combinations(runs, 2):
         acc_a, acc_b = seed_accuracies(runs_dir, a), seed_accuracies(runs_dir, b)
         welch = stats.ttest_ind(acc_a, acc_b, equal_var=False).pvalue if len(acc_a) > 1 and len(acc_b) > 1 else np.nan
-        pa, pb = test_predictions(runs_dir, a), test_predictions(runs_dir, b)
-        col = f"prob_seed{primary_seed}"
-        right_a = (pa[col] >= 0.5).astype(int) == pa.label
-        right_b = (pb.set_index("image_id").loc[pa.image_id, col].values >= 0.5).astype(int) == pa.label.values
-        mc = metrics.mcnemar(right_a, right_b)
+        pa = reported_predictions(runs_dir, a)
+        pb = reported_predictions(runs_dir, b).set_index("image_id").loc[pa.image_id]
+        mc = metrics.mcnemar(metrics.is_correct(pa.p_male, pa.label), metrics.is_correct(pb.p_male, pa.label))
         diff = acc_a.mean() - acc_b.mean()
         rows.append({
             "run A": a, "run B": b, "mean acc A - B (pp)": 100 * diff,
@@ -77,6 +78,17 @@ def noise_table(runs_dir, runs: list[str], primary_seed: int) -> pd.DataFrame:
             "larger than noise": bool(welch < 0.05 and mc["p_value"] < 0.05) if not np.isnan(welch) else mc["p_value"] < 0.05,
         })
     return pd.DataFrame(rows)
+
+
+def peer_head_to_head(ours: pd.DataFrame, peer_predictions: pd.DataFrame) -> dict:
+    """Our reported head vs the peer on the same images: who is right where, accuracies with CIs, McNemar."""
+    theirs = peer_predictions.set_index("image_id").loc[ours.image_id]
+    ours_right = metrics.is_correct(ours.p_male, ours.label)
+    peer_right = theirs.pred.values == ours.label.values
+    n = len(ours)
+    return {"n": n, "ours_right": ours_right, "peer_right": peer_right,
+            "ours_ci": metrics.wilson_ci(int(ours_right.sum()), n), "peer_ci": metrics.wilson_ci(int(peer_right.sum()), n),
+            "mcnemar": metrics.mcnemar(ours_right, peer_right)}
 
 
 def choose(results: pd.DataFrame) -> pd.Series:
@@ -91,7 +103,7 @@ def attribute_errors(predictions: pd.DataFrame, attributes: pd.DataFrame, prob_c
     """Error rate (with 95% Wilson CI) by value of each CelebA attribute other than Male, on the test images."""
     attrs = attributes.loc[predictions.image_id].drop(columns=[celeba.LABEL])
     min_count = min(min_count, max(1, len(predictions) // 4))  # tiny test sets still get rows
-    wrong = ((predictions[prob_col].values >= 0.5).astype(int) != predictions.label.values)
+    wrong = ~metrics.is_correct(predictions[prob_col], predictions.label)
     overall = wrong.mean()
     rows = []
     for name in attrs.columns:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score, roc_curve
 
 
 def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -19,23 +19,33 @@ def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float
     return (centre - half, centre + half)
 
 
-def classify(y_true, prob, threshold: float = 0.5) -> dict:
+THRESHOLD = 0.5  # P(male) at or above it is called male
+
+
+def predicted_male(prob, threshold: float = THRESHOLD) -> np.ndarray:
+    """The predicted label (1 = male) of each P(male)."""
+    return (np.asarray(prob).ravel() >= threshold).astype(int)
+
+
+def is_correct(prob, y_true, threshold: float = THRESHOLD) -> np.ndarray:
+    """Whether each prediction is right (boolean per image)."""
+    return predicted_male(prob, threshold) == np.asarray(y_true).astype(int).ravel()
+
+
+def summarize(y_true, prob, threshold: float = THRESHOLD) -> dict:
     """Accuracy (with 95% CI), ROC AUC, log loss and confusion matrix of P(male) against labels."""
     y_true = np.asarray(y_true).astype(int)
-    prob = np.asarray(prob, dtype=np.float64).ravel()
-    pred = (prob >= threshold).astype(int)
+    prob = np.asarray(prob).ravel()
+    pred = predicted_male(prob, threshold)
     correct = int((pred == y_true).sum())
     low, high = wilson_ci(correct, len(y_true))
-    eps = 1e-7
-    clipped = np.clip(prob, eps, 1 - eps)
-    loss = float(-np.mean(y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped)))
     auc = float(roc_auc_score(y_true, prob)) if len(set(y_true)) == 2 else float("nan")
     return {
         "n": int(len(y_true)),
         "accuracy": correct / len(y_true),
         "accuracy_ci_low": low,
         "accuracy_ci_high": high,
-        "loss": loss,
+        "loss": float(log_loss(y_true, prob, labels=[0, 1])),  # clipped at the probabilities' dtype epsilon
         "roc_auc": auc,
         "confusion": confusion_matrix(y_true, pred, labels=[0, 1]).tolist(),
     }

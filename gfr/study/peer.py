@@ -136,7 +136,7 @@ def run_peer(data_root, manifest_path, out_dir, split: str = "test", progress: b
         "manifest": str(manifest_path),
         "manifest_sha256": manifest_hash(manifest_path),
         "all_images": accuracy(table.label, table.pred),
-        "all_images_roc_auc": metrics.classify(table.label, table.p_male)["roc_auc"],
+        "all_images_roc_auc": metrics.summarize(table.label, table.p_male)["roc_auc"],
         "detected_faces": accuracy(table.label[found], table.pred[found]),
         "no_face": {
             "count": int((~found).sum()),
@@ -161,6 +161,11 @@ def run_peer(data_root, manifest_path, out_dir, split: str = "test", progress: b
     files.write_csv(out_dir / PREDICTIONS.format(split=split), table)
     files.write_json(out_dir / SUMMARY, summary)
     return summary
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """The peer's saved predictions (image_id, label, pred, p_male, face_found)."""
+    return pd.read_csv(path, dtype={"image_id": str})
 
 
 def one_line(summary: dict, out_dir) -> str:

@@ -1,4 +1,4 @@
-"""The results table: one row per run (ok, skipped or failed) collected from the run manifests."""
+"""The results table: one row per run of the study (ok, skipped, failed or not run), from the run manifests."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from gfr import files
-from gfr.study import published
-from gfr.models.backbones import BACKBONES
+from gfr.study import artefacts, published
+from gfr.study.registry import RunId, expected_runs, run_order
+
+NOT_RUN = "not run"
 
 COLUMNS = [
     "run", "backbone", "iteration", "status", "reason", "input_size", "epochs",
@@ -49,40 +51,35 @@ def row(record: dict) -> dict:
     return out
 
 
-def split_run_name(name: str) -> tuple[str, int | None]:
-    """(backbone, iteration) of a run name such as ResNet50-it3 (iteration None if it does not parse)."""
-    backbone, _, iteration = name.rpartition("-it")
-    return backbone, int(iteration) if iteration.isdigit() else None
-
-
-def run_order(name: str) -> tuple[int, int]:
-    """Sort key of a run name: registry order of its backbone, then iteration."""
-    backbone, iteration = split_run_name(name)
-    return (BACKBONES.index(backbone) if backbone in BACKBONES else len(BACKBONES), iteration or 0)
-
-
 def records(runs_dir: str | os.PathLike) -> list[dict]:
     """Every run manifest under runs_dir."""
-    return [json.loads(p.read_text()) for p in Path(runs_dir).glob("*/manifest.json")]
+    return [json.loads(p.read_text()) for p in Path(runs_dir).glob(f"*/{artefacts.MANIFEST}")]
 
 
 def failures(runs_dir: str | os.PathLike) -> dict[str, str]:
     """Run name -> error, for each run whose last execution failed (a kept <run>.failed.ipynb)."""
-    from gfr.report.assemble.notebooks import error_of
+    suffix = artefacts.FAILED_SUFFIX
+    return {p.name.removesuffix(suffix): artefacts.error_of(p) for p in Path(runs_dir).glob(f"*{suffix}")}
 
-    return {p.name.removesuffix(".failed.ipynb"): error_of(p) for p in Path(runs_dir).glob("*.failed.ipynb")}
+
+def placeholder_row(name: str, status: str, reason: str) -> dict:
+    """The row of a run that has no finished manifest (failed, or not run)."""
+    run = RunId.parse(name)
+    return {"run": name, "backbone": run.backbone, "iteration": run.iteration, "status": status, "reason": reason,
+            "original_test_accuracy": published.test_accuracy(run.backbone, run.iteration)}
 
 
-def collect(runs_dir: str | os.PathLike) -> pd.DataFrame:
-    """The results table of every run under runs_dir; a run whose last execution failed shows as failed."""
+def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> pd.DataFrame:
+    """The results table: every expected run of the study (registry) and any other run found under runs_dir.
+
+    A run whose last execution failed shows as failed; an expected run with no manifest as "not run"."""
     failed = failures(runs_dir)
-    rows = [row(r) for r in records(runs_dir) if r["run"] not in failed]
-    for name, error in failed.items():
-        backbone, iteration = split_run_name(name)
-        rows.append({"run": name, "backbone": backbone, "iteration": iteration, "status": "failed",
-                     "reason": error, "original_test_accuracy": published.test_accuracy(backbone, iteration)})
-    rows.sort(key=lambda r: run_order(r["run"]))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    rows = {r["run"]: row(r) for r in records(runs_dir) if r["run"] not in failed}
+    rows.update({name: placeholder_row(name, "failed", error) for name, error in failed.items()})
+    expected = [r.name for r in expected_runs()] if expected is None else expected
+    for name in expected:
+        rows.setdefault(name, placeholder_row(name, NOT_RUN, "no finished run under " + str(runs_dir)))
+    return pd.DataFrame(sorted(rows.values(), key=lambda r: run_order(r["run"])), columns=COLUMNS)
 
 
 def write(frame: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -1,49 +1,84 @@
-"""One backbone x iteration end to end: features, heads over several seeds, metrics, timing, saved run."""
+"""One run of the study (a backbone x an iteration): features, heads over seeds, evaluation, timing, saved run.
+
+The steps are separate functions so that the train notebook can show each one (the model, the fit, its
+history, the evaluation); `run_one` chains them for the command line. Head-only iterations train a head on
+the frozen backbone's cached pooled features; an iteration with a `finetune` section also trains the
+backbone's top block(s), on activations cached at the freeze boundary.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gfr import files
-from gfr.models import backbones, feature_cache
 from gfr.data import celeba, split
-from gfr.study import hardware, metrics, timing
-from gfr.errors import GfrError, WeightsUnavailable
-from gfr.models.head import full_model, predict_proba, save_head, train_head
+from gfr.errors import WeightsUnavailable
+from gfr.models import backbones, feature_cache, finetune
+from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_proba, save_head, seed_everything,
+                             train_head)
 from gfr.params import Params, load_params
 from gfr.paths import RUNS_DIR
-
-MANIFEST = "manifest.json"
-HEAD_FILE = "head.weights.h5"
-
-
-def run_name(backbone: str, iteration: int) -> str:
-    """The run's name, e.g. ResNet50-it3."""
-    return f"{backbone}-it{iteration}"
+from gfr.study import artefacts, hardware, timing
+from gfr.study.registry import RunId
 
 
-def _split_arrays(feats, frame: pd.DataFrame, name: str):
-    rows = np.flatnonzero(frame.split.values == name)
-    return np.asarray(feats[rows]), frame.label.values[rows], rows
+@dataclass
+class PreparedRun:
+    """Everything a run needs before any computation: backbone, parameters, weights, data, split, run folder."""
+
+    run: RunId
+    backbone: backbones.Backbone
+    params: Params
+    data_root: Path
+    frame: pd.DataFrame
+    run_dir: Path
+    record: dict
+    weights: backbones.Weights | None = None
+    skipped_reason: str = ""
+    cache_dir: str | os.PathLike | None = None
+    progress: bool = True
+
+    @property
+    def skipped(self) -> bool:
+        return self.weights is None
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    def rows(self, part: str) -> np.ndarray:
+        """Row numbers of one split (train, val, test) in the manifest order."""
+        return np.flatnonzero(self.frame.split.values == part)
+
+    def labels(self, part: str) -> np.ndarray:
+        return self.frame.label.values[self.rows(part)]
+
+    def extract(self, **options) -> tuple[np.ndarray, dict]:
+        """Backbone outputs of every image of the split manifest, from the feature cache (computed on a miss)."""
+        p = self.params
+        return feature_cache.extract(self.backbone.name, list(self.frame.image_id), self.data_root, p.image_size,
+                                     p.native_input, self.weights, self.record["split_manifest_sha256"],
+                                     p.feature_batch_size, self.cache_dir, p.seed, self.progress, **options)
+
+    def build_extractor(self):
+        """The frozen backbone + global average pooling, as every feature of this run was computed."""
+        p = self.params
+        return backbones.build_extractor(self.backbone, p.image_size, p.native_input, self.weights, p.seed)
 
 
-def _record(run_dir: Path, record: dict) -> dict:
-    files.write_json(run_dir / MANIFEST, record)
-    return record
-
-
-def base_record(backbone: backbones.Backbone, iteration: int, params: Params, manifest_path) -> dict:
+def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path) -> dict:
     """The fields every run manifest carries, whatever its outcome."""
     return {
-        "run": run_name(backbone.name, iteration),
+        "run": run.name,
         "backbone": backbone.name,
-        "iteration": iteration,
+        "iteration": run.iteration,
         "description": params.description,
         "params": params.as_dict(),
         "params_files": list(params.sources),
@@ -56,129 +91,197 @@ def base_record(backbone: backbones.Backbone, iteration: int, params: Params, ma
     }
 
 
-def seed_row(seed: int, history: dict, y_test, prob_test, epoch: int = -1) -> dict:
-    """One head seed's final (or chosen-epoch) train/val numbers and its test accuracy."""
-    test_m = metrics.classify(y_test, prob_test)
-    return {
-        "seed": seed,
-        "train_accuracy": history["accuracy"][epoch], "train_loss": history["loss"][epoch],
-        "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
-        "test_accuracy": test_m["accuracy"], "test_roc_auc": test_m["roc_auc"],
-    }
+def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike | None, manifest_path,
+                runs_dir: str | os.PathLike = RUNS_DIR, params: Params | None = None,
+                cache_dir: str | os.PathLike | None = None, progress: bool = True) -> PreparedRun:
+    """Resolve the backbone, parameters, weights and split of a run; forget its previous result.
+
+    A backbone whose ImageNet weights cannot be had gives a run with `skipped_reason` (see `save_skipped`)."""
+    backbone = backbones.get(backbone_name)
+    params = params or load_params(iteration)
+    run = RunId(backbone.name, iteration)
+    prepared = PreparedRun(run, backbone, params, celeba.data_dir(data_dir), split.read_manifest(manifest_path),
+                           Path(runs_dir) / run.name, base_record(run, backbone, params, manifest_path),
+                           cache_dir=cache_dir, progress=progress)
+    (prepared.run_dir / artefacts.MANIFEST).unlink(missing_ok=True)  # a rerun killed midway leaves no old numbers
+    try:
+        prepared.weights = backbones.resolve_weights(backbone, params.weights)
+    except WeightsUnavailable as exc:
+        prepared.skipped_reason = str(exc)
+        return prepared
+    prepared.record.update(weights_file=prepared.weights.path, weights_sha256=prepared.weights.sha256,
+                           weights_origin=prepared.weights.origin)
+    return prepared
 
 
-def time_and_check(model, backbone, params: Params, data_root, test_ids, reference_prob) -> tuple[dict, float]:
+def save_skipped(prepared: PreparedRun) -> dict:
+    """Record a run that cannot be done here (no weights), with the reason."""
+    print(f"skipped {prepared.name}: {prepared.skipped_reason}", file=sys.stderr)
+    return artefacts.write_manifest(prepared.run_dir, {**prepared.record, "status": "skipped",
+                                                       "reason": prepared.skipped_reason})
+
+
+@dataclass
+class SplitFeatures:
+    """Pooled backbone features and labels per split, with where they came from."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    cache_info: dict
+    seconds: float
+    boundary: dict[str, object] = field(default_factory=dict)  # fine-tuning: cached boundary activations
+
+
+def load_features(prepared: PreparedRun) -> SplitFeatures:
+    """The run's pooled features per split (and, for fine-tuning, the activations at the freeze boundary)."""
+    start = time.perf_counter()
+    pooled, cache_info = prepared.extract()
+    parts = {s: prepared.rows(s) for s in split.SPLITS}
+    feats = SplitFeatures({s: np.asarray(pooled[r]) for s, r in parts.items()},
+                          {s: prepared.labels(s) for s in split.SPLITS}, cache_info, 0.0)
+    ft = prepared.params.finetune
+    if ft is not None:
+        boundary = finetune.boundary_of(prepared.backbone, prepared.params)
+        plain, _ = prepared.extract(layer=boundary, dtype="float16")
+        mirrored = prepared.extract(layer=boundary, dtype="float16", flip=True)[0] if ft.augment else None
+        feats.boundary = {"layer": boundary, "plain": plain, "mirrored": mirrored}
+    feats.seconds = time.perf_counter() - start
+    return feats
+
+
+@dataclass
+class HeadFit:
+    """One trained head: its seed, the model and its per-epoch history."""
+
+    seed: int
+    head: object
+    history: dict
+
+
+def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
+    """Train one head per seed on the cached training features (validation each epoch).
+
+    Fine-tuning warms up one head, the first seed's, before training it with the top block(s)."""
+    h = prepared.params.head
+    fits = []
+    for seed in h.seeds[:1] if prepared.params.finetune else h.seeds:
+        head, history = train_head(feats.x["train"], feats.y["train"], feats.x["val"], feats.y["val"], h.dense_units,
+                                   h.learning_rate, h.batch_size, prepared.params.epochs, seed)
+        fits.append(HeadFit(seed, head, history))
+        if prepared.progress:
+            print(f"{prepared.name} seed {seed}: val {history['val_accuracy'][-1]:.4f}", file=sys.stderr)
+    return fits
+
+
+def history_frame(prepared: PreparedRun, fits: list[HeadFit]) -> pd.DataFrame:
+    """Per-epoch train/validation accuracy and loss of every head, with its seed and epoch number."""
+    return pd.concat([pd.DataFrame(f.history).assign(seed=f.seed, epoch=np.arange(1, prepared.params.epochs + 1))
+                      for f in fits], ignore_index=True)
+
+
+@dataclass
+class TunedModel:
+    """The fine-tuned model (top block(s) + head on boundary activations), its history and kept epoch."""
+
+    model: object
+    seed: int
+    history: pd.DataFrame
+    kept_epoch: int
+
+
+def build_finetune_model(prepared: PreparedRun, feats: SplitFeatures, warm: HeadFit):
+    """Boundary activations -> top block(s) of the backbone -> GAP -> the warmed-up head, compiled."""
+    seed_everything(prepared.params.seed)  # random (test) weights: the same draw as the cached activations'
+    base = backbones.build_base(prepared.backbone, (None, None, 3), prepared.weights)
+    seed_everything(warm.seed)
+    model = finetune.upper_model(base, feats.boundary["layer"], warm.head, prepared.params.finetune.dropout)
+    compile_binary(model, prepared.params.finetune.learning_rate)
+    return model
+
+
+def fine_tune(prepared: PreparedRun, feats: SplitFeatures, warm: HeadFit, model) -> TunedModel:
+    """Train the top block(s) with the head; keep the epoch with the best validation accuracy."""
+    ft, rows = prepared.params.finetune, {s: prepared.rows(s) for s in ("train", "val")}
+    plain, mirrored = feats.boundary["plain"], feats.boundary["mirrored"]
+    batches = finetune.Batches(finetune.Rows(plain, rows["train"]),
+                               finetune.Rows(mirrored, rows["train"]) if mirrored is not None else None,
+                               feats.y["train"], ft.batch_size, warm.seed)
+    val_x = np.asarray(plain[rows["val"]], dtype=np.float32)
+    tuned, kept = finetune.fit_top_blocks(model, batches, val_x, feats.y["val"], ft.epochs, prepared.progress)
+    history = pd.concat([
+        pd.DataFrame(warm.history).assign(phase="head warm-up"),
+        pd.DataFrame(tuned).assign(phase="fine-tune"),
+    ], ignore_index=True).assign(seed=warm.seed)
+    history["epoch"] = np.arange(1, len(history) + 1)
+    return TunedModel(model, warm.seed, history, kept)
+
+
+def time_and_check(model, prepared: PreparedRun, reference_prob) -> tuple[dict, float]:
     """End-to-end timing of the full model on the test JPEGs, and its largest gap to the cached-path P(male)."""
-    paths = [celeba.image_path(data_root, i) for i in test_ids]
-    t = params.timing
-    timed = timing.time_end_to_end(model, backbone, paths, params.image_size, t.batch_size, t.warmup, t.repeats)
+    paths = [celeba.image_path(prepared.data_root, i) for i in prepared.frame.image_id.values[prepared.rows("test")]]
+    p, t = prepared.params, prepared.params.timing
+    timed = timing.time_end_to_end(model, prepared.backbone, paths, p.image_size, t.batch_size, t.warmup, t.repeats)
     gap = float(np.max(np.abs(timed.pop("probabilities") - reference_prob)))
     return timed, gap
 
 
-def save_run(run_dir: Path, record: dict, seeds_rows: list[dict], histories: list[pd.DataFrame],
-             test_ids, y_test, test_probs: dict, head_sha: str, timed: dict, gap: float, stages: dict) -> dict:
-    """Write history, seeds, test predictions and the manifest (last, so its presence means 'finished')."""
-    seeds_frame = pd.DataFrame(seeds_rows)
-    primary = seeds_rows[0]["seed"]
-    files.write_csv(run_dir / "history.csv", pd.concat(histories, ignore_index=True))
-    files.write_csv(run_dir / "seeds.csv", seeds_frame)
-    files.write_csv(run_dir / "test_predictions.csv", pd.DataFrame({"image_id": test_ids, "label": y_test, **test_probs}))
-    summary = {}
-    for col in seeds_frame.columns.drop("seed"):
-        summary[f"{col}_mean"], summary[f"{col}_std"] = metrics.seed_summary(seeds_frame[col])
-    first = seeds_rows[0]
-    return _record(run_dir, {
-        **record,
-        "status": "ok",
-        "head_sha256": head_sha,
-        "primary_seed": primary,
-        "train_accuracy": first["train_accuracy"], "train_loss": first["train_loss"],
-        "val_accuracy": first["val_accuracy"], "val_loss": first["val_loss"],
-        "test": metrics.classify(y_test, test_probs[f"prob_seed{primary}"]),
-        "seeds": summary,
-        "inference": timed,
-        "full_model_vs_cached_max_abs_diff": gap,
-        "stage_seconds": {**stages, "inference_timing": sum(timed["runs_s"])},
-    })
+def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[HeadFit], extractor=None,
+                    train_seconds: float = 0.0) -> dict:
+    """Evaluate every head on the test split, time the reported one end to end, save the run; return its manifest."""
+    y_test = feats.y["test"]
+    test_probs = {artefacts.prob_column(f.seed): predict_proba(f.head, feats.x["test"]) for f in fits}
+    seeds_rows = [artefacts.seed_row(f.seed, f.history, y_test, test_probs[artefacts.prob_column(f.seed)]) for f in fits]
+    reported = fits[0]
+    extractor = extractor or prepared.build_extractor()
+    timed, gap = time_and_check(full_model(extractor, reported.head), prepared,
+                                test_probs[artefacts.prob_column(reported.seed)])
+    prepared.run_dir.mkdir(parents=True, exist_ok=True)
+    head_sha = save_head(reported.head, prepared.run_dir / artefacts.HEAD_FILE)
+    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+              "head_file": artefacts.HEAD_FILE, "head_units": prepared.params.head.dense_units,
+              "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
+    return artefacts.save_run(prepared.run_dir, record, seeds_rows, [history_frame(prepared, fits)],
+                              prepared.frame.image_id.values[prepared.rows("test")], y_test, test_probs, head_sha,
+                              timed, gap, {"features": feats.seconds, "heads": train_seconds})
 
 
-def execute(
-    backbone_name: str,
-    iteration: int,
-    data_root: str | os.PathLike | None,
-    manifest_path: str | os.PathLike,
-    runs_dir: str | os.PathLike = RUNS_DIR,
-    params: Params | None = None,
-    cache: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> dict:
-    """Run one backbone x iteration and save it under runs_dir/<name>/; return its manifest.
+def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: TunedModel, train_seconds: float = 0.0) -> dict:
+    """Evaluate the fine-tuned model on the test split, time it end to end, save the run; return its manifest."""
+    p, seed = prepared.params, tuned.seed
+    test_rows = prepared.rows("test")
+    prob_test = predict_proba(tuned.model, np.asarray(feats.boundary["plain"][test_rows], dtype=np.float32), batch_size=64)
+    kept_row = p.epochs + tuned.kept_epoch - 1  # 0-based history row of the kept fine-tuning epoch
+    seeds_rows = [artefacts.seed_row(seed, tuned.history.to_dict("list"), feats.y["test"], prob_test, epoch=kept_row)]
+    model = finetune.full_from_trained(prepared.backbone, p.image_size, p.native_input, prepared.weights, tuned.model,
+                                       p.seed)
+    timed, gap = time_and_check(model, prepared, prob_test)
+    prepared.run_dir.mkdir(parents=True, exist_ok=True)
+    head_sha = save_head(tuned.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
+    with files.atomic_path(prepared.run_dir / artefacts.FINETUNED_FILE, suffix=".weights.h5") as tmp:
+        tuned.model.save_weights(tmp)
+    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+              "head_file": artefacts.HEAD_FILE, "head_units": p.head.dense_units,
+              "finetune_boundary": feats.boundary["layer"], "finetuned_file": artefacts.FINETUNED_FILE,
+              "finetune_kept_epoch": tuned.kept_epoch,
+              "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
+    return artefacts.save_run(prepared.run_dir, record, seeds_rows, [tuned.history],
+                              prepared.frame.image_id.values[test_rows], feats.y["test"],
+                              {artefacts.prob_column(seed): prob_test}, head_sha, timed, gap,
+                              {"features": feats.seconds, "heads": train_seconds})
 
-    A backbone whose ImageNet weights cannot be had is recorded with status 'skipped' and the reason.
-    Parameters with a `finetune` section go to gfr.models.finetune (iteration 4).
-    """
-    backbone = backbones.get(backbone_name)
-    params = params or load_params(iteration)
-    data_root = celeba.data_dir(data_root)
-    frame = split.read_manifest(manifest_path)
-    run_dir = Path(runs_dir) / run_name(backbone.name, iteration)
-    record = base_record(backbone, iteration, params, manifest_path)
-    (run_dir / MANIFEST).unlink(missing_ok=True)  # a rerun killed midway must not leave the old numbers behind
-    try:
-        weights = backbones.resolve_weights(backbone, params.weights)
-    except WeightsUnavailable as exc:
-        print(f"skipped {record['run']}: {exc}", file=sys.stderr)
-        return _record(run_dir, {**record, "status": "skipped", "reason": str(exc)})
-    record.update(weights_file=weights.path, weights_sha256=weights.sha256, weights_origin=weights.origin)
-    if params.finetune is not None:
-        from gfr.models import finetune
 
-        return finetune.execute(backbone, params, weights, frame, data_root, run_dir, record, cache, progress)
-
+def run_one(backbone_name: str, iteration: int, data_dir: str | os.PathLike | None, manifest_path,
+            runs_dir: str | os.PathLike = RUNS_DIR, params: Params | None = None,
+            cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Run one backbone x iteration end to end and save it under runs_dir/<name>/; return its manifest."""
+    prepared = prepare_run(backbone_name, iteration, data_dir, manifest_path, runs_dir, params, cache_dir, progress)
+    if prepared.skipped:
+        return save_skipped(prepared)
+    feats = load_features(prepared)
     start = time.perf_counter()
-    feats, cache_info = feature_cache.extract(
-        backbone.name, list(frame.image_id), data_root, params.image_size, params.native_input, weights,
-        record["split_manifest_sha256"], params.feature_batch_size, cache, params.seed, progress,
-    )
-    feature_s = time.perf_counter() - start
-    x_train, y_train, _ = _split_arrays(feats, frame, "train")
-    x_val, y_val, _ = _split_arrays(feats, frame, "val")
-    x_test, y_test, test_rows = _split_arrays(feats, frame, "test")
-
-    start = time.perf_counter()
-    h = params.head
-    seeds_rows, histories, test_probs, heads = [], [], {}, {}
-    for seed in h.seeds:
-        head, history = train_head(x_train, y_train, x_val, y_val, h.dense_units, h.learning_rate,
-                                   h.batch_size, params.epochs, seed)
-        test_probs[f"prob_seed{seed}"] = predict_proba(head, x_test)
-        seeds_rows.append(seed_row(seed, history, y_test, test_probs[f"prob_seed{seed}"]))
-        histories.append(pd.DataFrame(history).assign(seed=seed, epoch=np.arange(1, params.epochs + 1)))
-        heads[seed] = head
-        if progress:
-            print(f"{record['run']} seed {seed}: val {seeds_rows[-1]['val_accuracy']:.4f} "
-                  f"test {seeds_rows[-1]['test_accuracy']:.4f}", file=sys.stderr)
-    head_s = time.perf_counter() - start
-
-    head = heads[h.seeds[0]]
-    extractor = backbones.build_extractor(backbone, params.image_size, params.native_input, weights, params.seed)
-    test_ids = frame.image_id.values[test_rows]
-    timed, gap = time_and_check(full_model(extractor, head), backbone, params, data_root, test_ids,
-                                test_probs[f"prob_seed{h.seeds[0]}"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    head_sha = save_head(head, run_dir / HEAD_FILE)
-    record.update(feature_dim=backbone.feature_dim, feature_cache=cache_info, head_file=HEAD_FILE, head_units=h.dense_units,
-                  split_sizes={s: int((frame.split == s).sum()) for s in split.SPLITS})
-    return save_run(run_dir, record, seeds_rows, histories, test_ids, y_test, test_probs, head_sha, timed, gap,
-                    {"features": feature_s, "heads": head_s})
-
-
-def load_record(run_dir: str | os.PathLike) -> dict:
-    """A saved run's manifest."""
-    import json
-
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        raise GfrError(f"no run manifest at {path}")
-    return json.loads(path.read_text())
+    fits = train_heads(prepared, feats)
+    if prepared.params.finetune is None:
+        return finish_head_run(prepared, feats, fits, train_seconds=time.perf_counter() - start)
+    model = build_finetune_model(prepared, feats, fits[0])
+    tuned = fine_tune(prepared, feats, fits[0], model)
+    return finish_finetune_run(prepared, feats, tuned, train_seconds=time.perf_counter() - start)

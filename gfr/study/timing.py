@@ -1,4 +1,4 @@
-"""End-to-end inference timing from image files: decode, resize, preprocess, forward."""
+"""End-to-end inference timing from image files: gfr.models.classifier.predict_files, timed."""
 
 from __future__ import annotations
 
@@ -6,28 +6,24 @@ import os
 import statistics
 import time
 
-import numpy as np
-
 from gfr.models import backbones
-from gfr.data.images import iter_batches
+from gfr.models.classifier import predict_files
 
 
-def predict_files(model, backbone: backbones.Backbone, paths, image_size, batch_size: int) -> np.ndarray:
-    """P(male) for each image file, decoding the next batches in threads while the model runs."""
-    out = [np.asarray(model.predict_on_batch(backbones.preprocess(backbone, batch))).ravel()
-           for batch in iter_batches(paths, image_size, batch_size)]
-    return np.concatenate(out) if out else np.empty(0)
+def time_end_to_end(model, backbone: backbones.Backbone, paths, image_size, batch_size: int, warmup: int, repeats: int,
+                    workers: int | None = None, prefetch: int = 2) -> dict:
+    """Median wall time of `repeats` full `predict_files` passes over `paths`, after `warmup` passes over two batches.
 
-
-def time_end_to_end(model, backbone: backbones.Backbone, paths, image_size, batch_size: int, warmup: int, repeats: int) -> dict:
-    """Median wall time of `repeats` full passes over `paths`, after `warmup` passes over two batches."""
+    `workers` and `prefetch` are passed to `gfr.models.classifier.predict_files` (decode threads, batches ahead).
+    """
+    pipeline = dict(workers=workers, prefetch=prefetch)
     for _ in range(warmup):
-        predict_files(model, backbone, paths[: 2 * batch_size], image_size, batch_size)
+        predict_files(model, backbone, paths[: 2 * batch_size], image_size, batch_size, **pipeline)
     runs, probs = [], None
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for _ in range(repeats):
         start = time.perf_counter()
-        probs = predict_files(model, backbone, paths, image_size, batch_size)
+        probs = predict_files(model, backbone, paths, image_size, batch_size, **pipeline)
         runs.append(time.perf_counter() - start)
     median = statistics.median(runs)
     return {
