@@ -13,7 +13,7 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report clean-runs \
+.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale
 
 help: ## list the targets
@@ -51,7 +51,7 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
 
 # ---- the study ---------------------------------------------------------------------------------------
-STUDY_GOALS := report sweep runs finetune results reports/%
+STUDY_GOALS := report sweep runs finetune results verify reports/%
 ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
 # The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
 # FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
@@ -106,12 +106,20 @@ reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wil
 reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/04_compare.py $@
 
-report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf
+report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
 	$(PY) -m gfr report --notebooks reports --out-dir reports
+	$(PY) -m gfr docs
+
+docs: ## rewrite the generated blocks of README.md and benchmarks/README.md from results.csv and benchmarks/results
+	$(PY) -m gfr docs
+
+verify: $(SPLIT) ## rerun every run from an empty cache (build/verify) and compare with the committed numbers
+	$(PY) -m gfr verify --rerun
 
 # ---- benchmarks (ratios measured side by side; see benchmarks/README.md) ---------------------------------
 bench: bench-sweep bench-backends bench-inference bench-scale ## all benchmarks (< 30 min on 2 cores), table in benchmarks/README.md
 	$(PY) benchmarks/report.py
+	$(PY) -m gfr docs
 
 bench-sweep: ## cached-feature sweep vs the original way (fit on images every epoch): wall-time ratio
 	$(PY) benchmarks/bench_sweep.py --repeats 1 $(if $(wildcard reports/runs/*/manifest.json),--manifests 'reports/runs/*/manifest.json')

@@ -119,6 +119,39 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    import shutil
+
+    from gfr import files
+    from gfr.study import registry, verify
+
+    if args.rerun:  # from an empty feature cache, every run of the registry, as `make report` runs them
+        from gfr.study import run
+
+        for path in (Path(args.fresh), Path(args.cache_dir)):
+            shutil.rmtree(path, ignore_errors=True)
+        for r in registry.expected_runs():
+            run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
+    table = verify.compare(args.committed, args.fresh)
+    files.write_csv(args.out, table)
+    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
+        print(table.to_string(index=False))
+    broken = table[~table.ok]
+    print(f"{len(table)} numbers checked, {len(broken)} outside their tolerance (table: {args.out})")
+    return 1 if len(broken) else 0
+
+
+def cmd_docs(args) -> int:
+    from gfr.report import docs
+
+    stale = docs.update(check=args.check)
+    if args.check and stale:
+        print("generated blocks out of date (run `make docs`): " + ", ".join(map(str, stale)), file=sys.stderr)
+        return 1
+    print(("up to date" if args.check else "rewrote " + (", ".join(map(str, stale)) or "nothing (already up to date)")))
+    return 0
+
+
 def cmd_results(args) -> int:
     from gfr.study import results
 
@@ -215,6 +248,20 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--sources", action="store_true", help="list the source files that can change a run's numbers")
     u.add_argument("--make", metavar="FILE", help="write make rules for every run to FILE (rewritten only on change)")
     u.set_defaults(func=cmd_runs)
+
+    v = sub.add_parser("verify", help="compare a rerun of the study (build/verify) with the committed runs")
+    v.add_argument("--rerun", action="store_true", help="first rerun every run from an empty feature cache")
+    v.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    v.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
+    v.add_argument("--committed", default=str(Path("reports") / "runs"))
+    v.add_argument("--fresh", default=str(Path("build") / "verify" / "runs"))
+    v.add_argument("--cache-dir", default=str(Path("build") / "verify" / "cache"))
+    v.add_argument("--out", default=str(Path("build") / "verify" / "verify.csv"))
+    v.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser("docs", help="rewrite README.md's and benchmarks/README.md's generated blocks from the results")
+    d.add_argument("--check", action="store_true", help="only check that the committed blocks are up to date")
+    d.set_defaults(func=cmd_docs)
 
     t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
     t.add_argument("--runs-dir", default=str(Path("reports") / "runs"))

@@ -19,6 +19,13 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def replace(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move a finished temporary file onto `target` durably: fsync it, rename it, fsync the folder."""
+    fsync_path(tmp)
+    os.replace(tmp, target)
+    fsync_path(Path(target).parent)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = ""):
     """Yield a temporary path beside `target`; if the block succeeds, fsync it, rename it onto `target`, fsync the folder."""
@@ -29,9 +36,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = ""):
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by others
     try:
         yield Path(tmp)
-        fsync_path(tmp)
-        os.replace(tmp, target)
-        fsync_path(target.parent)
+        replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

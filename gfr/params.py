@@ -54,7 +54,6 @@ class FinetuneParams:
 @dataclass(frozen=True)
 class Params:
     iteration: int
-    description: str
     seed: int
     input_size: list[int] | None
     epochs: int
@@ -75,6 +74,17 @@ class Params:
     def native_input(self) -> bool:
         """True when the model keeps Keras's default (None x None) input shape."""
         return self.input_size is None
+
+    @property
+    def description(self) -> str:
+        """What the iteration does, in words generated from its parameters (never typed)."""
+        h, w = self.image_size
+        size = f"native {h}x{w} (HxW) input, model input shape None x None" if self.native_input else f"{h}x{w} input"
+        text = f"{size}, {self.epochs} epochs"
+        if self.finetune is not None:
+            text += (f" (head warm-up), then the top block(s) fine-tuned for {self.finetune.epochs} epochs"
+                     + (", mirrored images" if self.finetune.augment else ""))
+        return text
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)

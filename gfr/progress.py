@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text meter: also in notebook kernels (no widget dependency)
 
 BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({rate_fmt}, {remaining} left)"
 

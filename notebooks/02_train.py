@@ -99,8 +99,9 @@ if not prepared.skipped:
 
 # %% [markdown]
 # ## The fit
-# One head per seed (`head.fit` on the training features, validation each epoch); the first seed's head is
-# the reported one, the others show how much the seed alone moves the numbers.
+# One head per seed (`head.fit` on the training features, validation each epoch), each kept at the epoch with
+# the best validation accuracy (the study's one selection rule); the first seed's head is the reported one,
+# the others show how much the seed alone moves the numbers.
 
 # %%
 if not prepared.skipped:
@@ -110,28 +111,28 @@ if not prepared.skipped:
 
 # %% [markdown]
 # ## Fine-tuning (iterations with a `finetune` section)
-# The warmed-up head and the backbone's top block(s) are trained together on activations cached at the freeze
-# boundary (BatchNorm in inference mode); the epoch with the best validation accuracy is kept.
+# Each seed's warmed-up head and the backbone's top block(s) are trained together on activations cached at
+# the freeze boundary (BatchNorm in inference mode); as for the heads, the epoch with the best validation
+# accuracy is kept.
 
 # %%
-tuned = None
+tuned = []
 if not prepared.skipped and params.finetune:
-    finetune_model = run.build_finetune_model(prepared, features, fits[0])
-    finetune_model.summary(show_trainable=True)
-    tuned = run.fine_tune(prepared, features, fits[0], finetune_model)
+    run.build_finetune_model(prepared, features, fits[0]).summary(show_trainable=True)
+    tuned = run.fine_tune_seeds(prepared, features, fits)
     ft = params.finetune
     display(Markdown(
         f"Fine-tuned every layer above `{features.boundary['layer']}` with the head for {ft.epochs} epochs, Adam lr "
         f"{ft.learning_rate:g}, batch {ft.batch_size}, dropout {ft.dropout} on the pooled features, "
-        f"{'each image mirrored with probability 1/2' if ft.augment else 'no augmentation'}. "
-        f"Kept: epoch {tuned.kept_epoch} of {ft.epochs}, the one with the best validation accuracy."))
+        f"{'each image mirrored with probability 1/2' if ft.augment else 'no augmentation'}. Kept epochs: "
+        + ", ".join(f"{t.kept_epoch} (seed {t.seed})" for t in tuned) + "."))
 
 # %% [markdown]
 # ## History
 
 # %%
 if not prepared.skipped:
-    history = tuned.history if tuned else run.history_frame(prepared, fits)
+    history = pd.concat([t.history for t in tuned]) if tuned else run.history_frame(prepared, fits)
     fig = plots.training_curves(history, f"{prepared.name}: accuracy and loss per epoch")
 
 # %% [markdown]

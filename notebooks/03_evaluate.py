@@ -49,10 +49,10 @@ table = results.collect(runs_dir)
 ok = table[table.status == "ok"]
 root = celeba.data_dir(data_dir)
 attributes = celeba.read_attributes(root)
-chosen = analysis.choose(table)
+chosen = analysis.choose(table, runs_dir)
 preds = analysis.reported_predictions(runs_dir, chosen.run)  # p_male: the reported head's P(male)
 display(Markdown(f"Chosen model: **{chosen.run}** (mean validation accuracy {chosen.val_accuracy_seed_mean:.2%} "
-                 f"over {int(chosen.n_seeds)} head seeds)."))
+                 f"over {int(chosen.n_seeds)} seeds; the rule is stated in the summary)."))
 
 # %% [markdown]
 # ### ROC curves

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from gfr.report import tables
 from gfr.study import analysis, metrics, peer, published, results
 from gfr.report.notebooks import use_project_root
 
@@ -38,24 +39,12 @@ pd.set_option("display.max_colwidth", None)
 # %%
 table = results.collect(runs_dir)
 ok = table[table.status == "ok"]
-view = table.assign(
-    **{"test accuracy (%)": (table.test_accuracy * 100).round(1),
-       "95% CI (%)": [f"{lo * 100:.1f}-{hi * 100:.1f}" if pd.notna(lo) else "" for lo, hi in
-                      zip(table.test_accuracy_ci_low, table.test_accuracy_ci_high)],
-       "mean +- std over seeds (%)": [f"{m * 100:.1f} +- {s * 100:.1f}" if pd.notna(m) else "" for m, s in
-                                      zip(table.test_accuracy_seed_mean, table.test_accuracy_seed_std)],
-       "original (%)": table.original_test_accuracy,
-       "inference time (s)": table.inference_s.round(1), "img/s": table.images_per_s.round(0),
-       "train acc": table.train_accuracy.round(3), "train loss": table.train_loss.round(3),
-       "val acc": table.val_accuracy.round(3), "val loss": table.val_loss.round(3)})
-columns = ["run", "status", "test accuracy (%)", "95% CI (%)", "mean +- std over seeds (%)", "original (%)",
-           "inference time (s)", "img/s", "train acc", "train loss", "val acc", "val loss"]
-view[columns].set_index("run").astype(object).fillna("")  # blank: the run did not finish (see below)
+tables.summary(table)  # headline: seed means (spread, 95% CI); the reported head's number is secondary
 
 # %%
 hardware = ok.hardware_id.unique()
 display(Markdown(
-    f"Inference time: end to end from the 1,000 test JPEGs, median of several passes, on {', '.join(hardware)}. "
+    f"Inference time: end to end from the test split's JPEG files, median of several passes, on {', '.join(hardware)}. "
     f"The original reported {published.INFERENCE_TIME_RANGE_S[0]}-{published.INFERENCE_TIME_RANGE_S[1]} s on an "
     f"{published.INFERENCE_HARDWARE}; the hardware differs, so compare within a column, not across studies."))
 
@@ -72,24 +61,24 @@ if len(ok):
 
 # %% [markdown]
 # ### Which differences are larger than the noise?
-# Head seeds change the test accuracy by the standard deviations above. For each pair of finished runs:
-# Welch's t-test over the seeds' accuracies and McNemar's exact test on the reported heads' predictions of the
-# same test images. A difference counts as real only when both p-values are below 0.05.
+# Head seeds change the test accuracy by the spreads above. For each pair of finished runs, two tests, each
+# corrected for the number of pairs (Holm); the rule and both p-values are printed with every verdict.
 
 # %%
+display(Markdown(analysis.NOISE_RULE))
 noise = analysis.noise_table(runs_dir, list(ok.run)) if len(ok) > 1 else pd.DataFrame()
 noise.set_index(["run A", "run B"]) if len(noise) else noise
 
 # %%
 if len(noise):
-    real = noise[noise["larger than noise"]]
-    display(Markdown(f"{len(real)} of {len(noise)} pairwise differences are larger than the noise; "
-                     f"the other {len(noise) - len(real)} are not."))
+    counts = noise.verdict.value_counts()
+    display(Markdown(f"Of {len(noise)} pairwise differences, " + ", ".join(
+        f"{n} {verdict}" for verdict, n in counts.items()) + "."))
 
 # %% [markdown]
 # ### What each lever contributed
-# For each backbone, the change in mean validation and test accuracy (over head seeds) from one iteration to
-# the next: more epochs (1 -> 2), native resolution (2 -> 3), fine-tuning the top block (3 -> 4).
+# For each backbone, the change in mean validation and test accuracy (over seeds) from one iteration to the
+# next; the lever is described from the two iterations' parameters.
 
 # %%
 analysis.lever_table(table)
@@ -98,14 +87,20 @@ analysis.lever_table(table)
 # ### The chosen model
 
 # %%
-chosen = analysis.choose(table)
+choice = analysis.choice(table, runs_dir)
+chosen = table[table.run == choice["chosen"]].iloc[0]
+best = table[table.run == choice["best"]].iloc[0]
+ties = "; ".join(f"{t['run']} (Welch p = {t['Welch p (validation)']:.2g}, {t['images_per_s']:.0f} img/s)"
+                 for t in choice["cheaper_within_noise"])
 display(Markdown(
-    f"**{chosen.run}**: highest mean validation accuracy over {int(chosen.n_seeds)} head seeds "
-    f"({chosen.val_accuracy_seed_mean:.2%} +- {chosen.val_accuracy_seed_std:.2%}). Its test accuracy, read once: "
-    f"{chosen.test_accuracy:.2%} (95% CI {chosen.test_accuracy_ci_low:.2%}-{chosen.test_accuracy_ci_high:.2%}); "
-    f"{chosen.images_per_s:.0f} images/s end to end. The original chose "
-    f"{published.CHOSEN[0]} iteration {published.CHOSEN[1]} "
-    f"({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
+    f"{choice['rule']}\n\nHighest mean validation accuracy: **{best.run}** ({best.val_accuracy_seed_mean:.2%} over "
+    f"{int(best.n_seeds)} seeds). " + (f"Cheaper runs within its noise: {ties}; by the tie rule the chosen model is "
+    f"**{chosen.run}**." if ties else f"No cheaper run is within its noise: the chosen model is **{chosen.run}**.")
+    + f"\n\nIts test accuracy: {tables.mean_spread(chosen.test_accuracy_seed_mean, chosen.test_accuracy_seed_std, chosen.n_seeds)} "
+    f"over seeds (95% CI of the mean {tables.pct_range(chosen.test_accuracy_seed_ci_low, chosen.test_accuracy_seed_ci_high)}); "
+    f"the reported head alone {chosen.test_accuracy:.2%} (Wilson 95% CI {tables.pct_range(chosen.test_accuracy_ci_low, chosen.test_accuracy_ci_high)}); "
+    f"{chosen.images_per_s:.0f} images/s end to end. The original chose {published.CHOSEN[0]} iteration "
+    f"{published.CHOSEN[1]} ({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
 
 # %% [markdown]
 # ### Head to head with the peer baseline

@@ -1,4 +1,6 @@
-"""Prepare every notebook for nbval: a tiny synthetic dataset and the reduced parameter set injected."""
+"""Prepare every notebook for nbval: a tiny synthetic dataset, the reduced parameter set injected, and saved runs
+of every kind (finished head runs, a fine-tuned run, a skipped run, a peer summary) so that every branch of the
+evaluate and compare notebooks executes."""
 
 import sys
 from pathlib import Path
@@ -9,6 +11,24 @@ sys.path.insert(0, str(ROOT))
 from gfr.data import split, synthetic  # noqa: E402
 from gfr.params import load_params  # noqa: E402
 from gfr.report import notebooks  # noqa: E402
+from gfr.study import peer, run  # noqa: E402
+
+
+def saved_runs(data, manifest, runs, cache, extra) -> None:
+    """A second finished head run, a fine-tuned run and a skipped run beside the one 02_train executes."""
+    run.run_one("VGG16", 1, data, manifest, runs, load_params(1, {"input_size": [32, 32]}, extra=extra), cache,
+                progress=False)
+    tuned = load_params(4, {"input_size": [64, 64], "finetune": {"epochs": 2, "batch_size": 8}}, extra=extra)
+    run.run_one("ResNet50", 4, data, manifest, runs, tuned, cache, progress=False)
+    skipped = run.prepare_run("InceptionV3", 1, data, manifest, runs, load_params(1, extra=extra), cache, False)
+    skipped.weights, skipped.skipped_reason = None, "test fixture: no ImageNet weights for this run"
+    run.save_skipped(skipped)
+
+
+def peer_summary(data, manifest, out) -> None:
+    """The peer baseline on the synthetic test split, where its package is installed (CI installs it)."""
+    if peer.available()[0]:
+        peer.run_peer(data, manifest, out, progress=False)
 
 
 def prepare(out: Path) -> None:
@@ -18,6 +38,8 @@ def prepare(out: Path) -> None:
     manifest, runs, peer = str(out / "split.csv"), str(out / "runs"), str(out / "peer")
     params = load_params(1, extra=common["params_extra"])
     split.write_manifest(*split.make_manifest(data, params.seed, params.data, progress=False), manifest)
+    saved_runs(data, manifest, runs, str(out / "cache"), common["params_extra"])
+    peer_summary(data, manifest, peer)
     parameters = {
         "01_data": {**common, "data_dir": str(data), "manifest": manifest, "sample_faces": 4},
         "02_train": {**common, "backbone": "ResNet50", "iteration": 1, "data_dir": str(data), "manifest": manifest,

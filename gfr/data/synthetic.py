@@ -53,7 +53,8 @@ def write_dataset(root: str | os.PathLike, n: int, seed: int = 0, size=(218, 178
     meter = progress_meter(n, "synthetic images", enabled=progress)
     for i in range(n):
         name = f"{start_id + i:06d}.jpg"
-        face(attrs[i, male_col] == 1, rng, size).save(images / name, quality=90)
+        with files.atomic_path(images / name, suffix=".jpg") as tmp:
+            face(attrs[i, male_col] == 1, rng, size).save(tmp, quality=90)
         lines.append(name + " " + " ".join(f"{v:2d}" for v in attrs[i]))
         meter.update(1)
     meter.close()

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from gfr.models import backbones
-from gfr.models.head import HEAD_NAME, build_head, compile_binary, full_model, seed_everything
+from gfr.models.head import HEAD_NAME, build_head, full_model, keep_best_epoch, seed_everything
 
 TOP_BLOCKS_NAME = "top_blocks"
 
@@ -93,11 +93,10 @@ class Rows:
 
 
 def fit_top_blocks(trained, batches: Batches, val_x, val_y, epochs: int, progress: bool = True):
-    """Fit the fine-tuning model; keep the epoch with the best validation accuracy (the first one on a tie).
+    """Fit the fine-tuning model; keep the epoch with the best validation accuracy (the study's rule, as for heads).
 
     Returns (per-epoch history dict, kept epoch, 1-based)."""
-    keep_best = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=epochs,
-                                              restore_best_weights=True)
+    keep_best = keep_best_epoch(epochs)
     callbacks = [keep_best]
     if progress:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(

@@ -47,17 +47,26 @@ def compile_binary(model, learning_rate: float) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
 
 
+def keep_best_epoch(epochs: int):
+    """The study's selection rule as a callback: after training, restore the weights of the epoch with the best
+    validation accuracy (the first such epoch on a tie); `best_epoch` says which (0-based). Never stops early."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=epochs, restore_best_weights=True)
+
+
 def train_head(x_train, y_train, x_val, y_val, units: int, learning_rate: float, batch_size: int, epochs: int, seed: int):
-    """Train one head on cached features; return (head, per-epoch history dict)."""
+    """Train one head on cached features, keeping its best-validation epoch; return (head, history dict, kept epoch)."""
     seed_everything(seed)
     head = build_head(x_train.shape[1], units)
     compile_binary(head, learning_rate)
+    keep = keep_best_epoch(epochs)
     history = head.fit(
         np.asarray(x_train), np.asarray(y_train, dtype="float32"),
         validation_data=(np.asarray(x_val), np.asarray(y_val, dtype="float32")),
-        batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+        batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[keep],
     )
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}, keep.best_epoch + 1
 
 
 def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gfr import files
 from gfr.errors import GfrError
 from gfr.paths import PROJECT_ROOT
 from gfr.study.artefacts import failed_path
@@ -45,14 +46,14 @@ def execute_notebook(source, target, parameters: dict, kernel: str = KERNEL, pre
                                    prepare_only=prepare_only, progress_bar=progress, log_output=progress,
                                    cwd=os.getcwd())
     except PapermillExecutionError as exc:
-        os.replace(tmp, failed_path(target))
+        files.replace(tmp, failed_path(target))
         raise GfrError(f"{source} -> {target} failed in cell {exc.exec_count}: {exc.ename}: "
                        f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} (partial notebook: {failed_path(target)})") from None
     except BaseException:
         if tmp.exists():
-            os.replace(tmp, failed_path(target))
+            files.replace(tmp, failed_path(target))
         raise
-    os.replace(tmp, target)
+    files.replace(tmp, target)
     if failed_path(target).exists():
         failed_path(target).unlink()
     return target

@@ -124,15 +124,24 @@ def error_by_attribute(table: pd.DataFrame, title: str = "Test error rate by att
 
 
 def accuracy_comparison(table: pd.DataFrame):
-    """Test accuracy per run: ours (mean +- std over seeds, with the reported head's 95% CI) and the original's."""
-    ok = table[table.status == "ok"]
+    """Test accuracy per run: ours (seed mean with its 95% CI; the reported head with its Wilson CI) and the original's.
+
+    A run with one seed has no interval for its mean: it is drawn hollow, without a bar (never a zero-width bar)."""
+    ok = table[table.status == "ok"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 3.8))
     x = np.arange(len(ok))
-    ax.errorbar(x - 0.1, ok.test_accuracy_seed_mean * 100, yerr=ok.test_accuracy_seed_std * 100, fmt="o",
-                capsize=3, label="ours: mean +- std over head seeds")
+    has_ci = ok.test_accuracy_seed_ci_low.notna().values
+    mean = ok.test_accuracy_seed_mean * 100
+    ax.errorbar(x[has_ci] - 0.1, mean[has_ci],
+                yerr=[(ok.test_accuracy_seed_mean - ok.test_accuracy_seed_ci_low)[has_ci] * 100,
+                      (ok.test_accuracy_seed_ci_high - ok.test_accuracy_seed_mean)[has_ci] * 100],
+                fmt="o", capsize=3, label="ours: seed mean, 95% CI")
+    if (~has_ci).any():
+        ax.scatter(x[~has_ci] - 0.1, mean[~has_ci], marker="o", facecolors="none", edgecolors="C0",
+                   label="ours: one seed (no interval)")
     ax.errorbar(x + 0.1, ok.test_accuracy * 100,
                 yerr=[(ok.test_accuracy - ok.test_accuracy_ci_low) * 100, (ok.test_accuracy_ci_high - ok.test_accuracy) * 100],
-                fmt="s", capsize=3, label="ours: reported head, 95% CI")
+                fmt="s", capsize=3, alpha=0.6, label="ours: reported head, Wilson 95% CI")
     orig = ok.original_test_accuracy
     if orig.notna().any():
         ax.scatter(x[orig.notna().values], orig.dropna(), marker="x", color="black", label="original write-up")

@@ -62,8 +62,15 @@ def seed_accuracies(runs_dir, run: str) -> np.ndarray:
     return artefacts.seeds_table(Path(runs_dir) / run).test_accuracy.to_numpy()
 
 
+ALPHA = 0.05
+NOISE_RULE = (f"A difference between two runs counts as larger than the noise only when both tests say so at "
+              f"{ALPHA:g} after Holm's correction for the number of pairs: Welch's t-test on the runs' per-seed "
+              f"test accuracies, and McNemar's exact test on their reported heads' predictions of the same test "
+              f"images. Where Welch's test is undefined (a run with one seed) the verdict is 'undetermined'.")
+
+
 def noise_table(runs_dir, runs: list[str]) -> pd.DataFrame:
-    """Every pair of runs: accuracy difference over seeds, Welch's t-test, and McNemar on the same test images."""
+    """Every pair of runs: accuracy difference over seeds, Welch's t-test and McNemar (raw and Holm-adjusted)."""
     rows = []
     for a, b in itertools.combinations(runs, 2):
         acc_a, acc_b = seed_accuracies(runs_dir, a), seed_accuracies(runs_dir, b)
@@ -71,13 +78,17 @@ def noise_table(runs_dir, runs: list[str]) -> pd.DataFrame:
         pa = reported_predictions(runs_dir, a)
         pb = reported_predictions(runs_dir, b).set_index("image_id").loc[pa.image_id]
         mc = metrics.mcnemar(metrics.is_correct(pa.p_male, pa.label), metrics.is_correct(pb.p_male, pa.label))
-        diff = acc_a.mean() - acc_b.mean()
-        rows.append({
-            "run A": a, "run B": b, "mean acc A - B (pp)": 100 * diff,
-            "Welch p (5 seeds)": welch, "McNemar p (reported heads)": mc["p_value"],
-            "larger than noise": bool(welch < 0.05 and mc["p_value"] < 0.05) if not np.isnan(welch) else mc["p_value"] < 0.05,
-        })
-    return pd.DataFrame(rows)
+        rows.append({"run A": a, "run B": b, "seeds A/B": f"{len(acc_a)}/{len(acc_b)}",
+                     "mean acc A - B (pp)": 100 * (acc_a.mean() - acc_b.mean()),
+                     "Welch p": welch, "McNemar p": mc["p_value"]})
+    table = pd.DataFrame(rows, columns=["run A", "run B", "seeds A/B", "mean acc A - B (pp)", "Welch p", "McNemar p"])
+    table["Welch p (Holm)"] = metrics.holm(table["Welch p"])
+    table["McNemar p (Holm)"] = metrics.holm(table["McNemar p"])
+    table["verdict"] = [
+        "undetermined (one seed)" if np.isnan(w) else
+        "larger than noise" if (w < ALPHA and m < ALPHA) else "within noise"
+        for w, m in zip(table["Welch p (Holm)"], table["McNemar p (Holm)"])]
+    return table
 
 
 def peer_head_to_head(ours: pd.DataFrame, peer_predictions: pd.DataFrame) -> dict:
@@ -91,12 +102,35 @@ def peer_head_to_head(ours: pd.DataFrame, peer_predictions: pd.DataFrame) -> dic
             "mcnemar": metrics.mcnemar(ours_right, peer_right)}
 
 
-def choose(results: pd.DataFrame) -> pd.Series:
-    """The chosen run: highest mean validation accuracy over head seeds (the test split plays no part)."""
-    ok = results[results.status == "ok"]
+MIN_SEEDS = 3
+CHOICE_RULE = (f"The chosen model is the finished run with at least {MIN_SEEDS} seeds and the highest mean validation "
+               f"accuracy over its seeds (each seed kept at its best-validation epoch; the test split plays no part). "
+               f"Tie rule: if a cheaper run (more images/s end to end) is within the noise of it, i.e. Welch's t-test "
+               f"on the two runs' per-seed validation accuracies gives p >= {ALPHA:g}, the cheapest such run is chosen.")
+
+
+def choice(results: pd.DataFrame, runs_dir) -> dict:
+    """Apply CHOICE_RULE: the best run on validation, the runs within its noise, and the chosen (cheapest) one."""
+    ok = results[(results.status == "ok") & (results.n_seeds.fillna(0) >= MIN_SEEDS)]
     if ok.empty:
-        raise ValueError("no finished run to choose from")
-    return ok.loc[ok.val_accuracy_seed_mean.astype(float).idxmax()]
+        raise ValueError(f"no finished run with at least {MIN_SEEDS} seeds to choose from")
+    best = ok.loc[ok.val_accuracy_seed_mean.astype(float).idxmax()]
+    best_val = artefacts.seeds_table(Path(runs_dir) / best.run).val_accuracy.to_numpy()
+    ties = []
+    for _, r in ok.iterrows():
+        if r.run == best.run:
+            continue
+        val = artefacts.seeds_table(Path(runs_dir) / r.run).val_accuracy.to_numpy()
+        p = stats.ttest_ind(best_val, val, equal_var=False).pvalue
+        if p >= ALPHA and r.images_per_s > best.images_per_s:
+            ties.append({"run": r.run, "Welch p (validation)": float(p), "images_per_s": float(r.images_per_s)})
+    chosen = max(ties, key=lambda t: t["images_per_s"])["run"] if ties else best.run
+    return {"best": best.run, "cheaper_within_noise": ties, "chosen": chosen, "rule": CHOICE_RULE}
+
+
+def choose(results: pd.DataFrame, runs_dir) -> pd.Series:
+    """The chosen run's results row (see CHOICE_RULE)."""
+    return results[results.run == choice(results, runs_dir)["chosen"]].iloc[0]
 
 
 def attribute_errors(predictions: pd.DataFrame, attributes: pd.DataFrame, prob_col: str, min_count: int = 10) -> pd.DataFrame:
@@ -128,7 +162,18 @@ def attribute_profile(image_ids, attributes: pd.DataFrame, reference_ids) -> pd.
     return out.drop(index=celeba.LABEL, errors="ignore").sort_values("difference", ascending=False)
 
 
-LEVERS = {2: "more epochs (20 -> 50)", 3: "native 218x178 input instead of 128x128", 4: "fine-tuning the top block"}
+def lever(before: int, after: int, params_dir: str | os.PathLike = PARAMS_DIR) -> str:
+    """What changes from one iteration to the next, in words generated from their parameters."""
+    a, b = load_params(before, params_dir=params_dir), load_params(after, params_dir=params_dir)
+    changes = []
+    if b.finetune is not None and a.finetune is None:
+        changes.append(f"fine-tuning the top block(s) ({b.finetune.epochs} epochs)")
+    if a.image_size != b.image_size or a.native_input != b.native_input:
+        changes.append(f"{'native ' if b.native_input else ''}{'x'.join(map(str, b.image_size))} input instead of "
+                       f"{'x'.join(map(str, a.image_size))}")
+    if a.epochs != b.epochs and b.finetune is None:
+        changes.append(f"{'more' if b.epochs > a.epochs else 'fewer'} epochs ({a.epochs} -> {b.epochs})")
+    return "; ".join(changes) or "no parameter change"
 
 
 def lever_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -137,10 +182,10 @@ def lever_table(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (backbone, it), r in ok.iterrows():
         before = it - 1
-        if (backbone, before) not in ok.index or it not in LEVERS:
+        if (backbone, before) not in ok.index:
             continue
         p = ok.loc[(backbone, before)]
-        rows.append({"backbone": backbone, "from": f"it{before}", "to": f"it{it}", "lever": LEVERS[it],
+        rows.append({"backbone": backbone, "from": f"it{before}", "to": f"it{it}", "lever": lever(before, it),
                      "val acc change (pp)": 100 * (r.val_accuracy_seed_mean - p.val_accuracy_seed_mean),
                      "test acc change (pp)": 100 * (r.test_accuracy_seed_mean - p.test_accuracy_seed_mean)})
     return pd.DataFrame(rows)

@@ -48,13 +48,14 @@ def inside(run_dir: Path, name: str) -> Path:
     return path
 
 
-def seed_row(seed: int, history: dict, y_test, prob_test, epoch: int = -1) -> dict:
-    """One head seed's final (or kept-epoch) train/val numbers and its test accuracy."""
+def seed_row(seed: int, history: dict, y_test, prob_test, kept_epoch: int, row: int | None = None) -> dict:
+    """One seed's train/val numbers at its kept epoch (1-based; history `row` if the history has more phases)."""
     test_m = metrics.summarize(y_test, prob_test)
+    i = kept_epoch - 1 if row is None else row
     return {
-        "seed": seed,
-        "train_accuracy": history["accuracy"][epoch], "train_loss": history["loss"][epoch],
-        "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
+        "seed": seed, "kept_epoch": kept_epoch,
+        "train_accuracy": history["accuracy"][i], "train_loss": history["loss"][i],
+        "val_accuracy": history["val_accuracy"][i], "val_loss": history["val_loss"][i],
         "test_accuracy": test_m["accuracy"], "test_roc_auc": test_m["roc_auc"],
     }
 
@@ -68,8 +69,9 @@ def save_run(run_dir: Path, record: dict, seeds_rows: list[dict], histories: lis
     files.write_csv(run_dir / SEEDS_FILE, seeds_frame)
     files.write_csv(run_dir / TEST_PREDICTIONS_FILE, pd.DataFrame({"image_id": test_ids, "label": y_test, **test_probs}))
     summary = {}
-    for col in seeds_frame.columns.drop("seed"):
+    for col in seeds_frame.columns.drop(["seed", "kept_epoch"]):
         summary[f"{col}_mean"], summary[f"{col}_std"] = metrics.seed_summary(seeds_frame[col])
+        summary[f"{col}_ci_low"], summary[f"{col}_ci_high"] = metrics.seed_mean_ci(seeds_frame[col])
     first = seeds_rows[0]
     return write_manifest(run_dir, {
         **record,

@@ -19,6 +19,49 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# CPU features that change which kernels (and so which floating-point summation orders) oneDNN / Eigen run
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+# settings read when the backend loads that change the numbers (see benchmarks/bench_numerics.py)
+NUMERICS_ENV = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                "OMP_NUM_THREADS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS")
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in SIMD_FLAGS if f in present]
+    except OSError:
+        pass
+    return []
+
+
+def _cache_sizes() -> dict[str, str]:
+    """CPU cache sizes (L1d, L2, L3) from sysfs: kernels block their loops by them."""
+    out = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if kind != "Instruction":
+                out[f"L{level}{'d' if kind == 'Data' else ''}"] = (index / "size").read_text().strip()
+        except OSError:
+            continue
+    return out
+
+
+def _threads(backend: str) -> dict:
+    """Thread settings the backend runs with (0 = its default: one per core)."""
+    info = {}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        info = {"tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return info
+
+
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -53,7 +96,11 @@ def describe() -> dict:
         "python": platform.python_version(),
         "keras": keras.__version__,
         "keras_backend": keras.backend.backend(),
+        "cpu_flags": _cpu_flags(),
+        "cpu_caches": _cache_sizes(),
+        "numerics_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ},
     }
+    info["threads"] = _threads(info["keras_backend"])
     backend = info["keras_backend"]
     if backend == "tensorflow":
         import tensorflow as tf

@@ -84,6 +84,27 @@ def mcnemar(correct_a, correct_b) -> dict:
 
 
 def seed_summary(values) -> tuple[float, float]:
-    """Mean and sample standard deviation over head seeds."""
+    """Mean and sample standard deviation over seeds; the spread of a single seed is unknown (NaN), never 0."""
     values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def seed_mean_ci(values, level: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean over seeds (NaN with fewer than 2 seeds)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels' multipletests); NaN entries stay NaN and are not counted."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out

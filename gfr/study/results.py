@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfr import files
-from gfr.study import artefacts, published
+from gfr.study import analysis, artefacts, published
 from gfr.study.registry import RunId, expected_runs, run_order
 
 NOT_RUN = "not run"
@@ -18,8 +18,9 @@ COLUMNS = [
     "run", "backbone", "iteration", "status", "reason", "input_size", "epochs",
     "train_accuracy", "train_loss", "val_accuracy", "val_loss",
     "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_roc_auc",
-    "val_accuracy_seed_mean", "val_accuracy_seed_std", "test_accuracy_seed_mean", "test_accuracy_seed_std", "n_seeds",
-    "inference_s", "images_per_s", "original_test_accuracy", "weights_origin", "hardware_id",
+    "val_accuracy_seed_mean", "val_accuracy_seed_std", "test_accuracy_seed_mean", "test_accuracy_seed_std",
+    "test_accuracy_seed_ci_low", "test_accuracy_seed_ci_high", "n_seeds",
+    "inference_s", "images_per_s", "original_test_accuracy", "weights_origin", "hardware_id", "chosen",
 ]
 
 
@@ -44,6 +45,7 @@ def row(record: dict) -> dict:
             test_accuracy_ci_high=t["accuracy_ci_high"], test_roc_auc=t["roc_auc"],
             val_accuracy_seed_mean=s["val_accuracy_mean"], val_accuracy_seed_std=s["val_accuracy_std"],
             test_accuracy_seed_mean=s["test_accuracy_mean"], test_accuracy_seed_std=s["test_accuracy_std"],
+            test_accuracy_seed_ci_low=s.get("test_accuracy_ci_low"), test_accuracy_seed_ci_high=s.get("test_accuracy_ci_high"),
             n_seeds=len(record["params"]["head"]["seeds"]),
             inference_s=inf["median_s"], images_per_s=inf["images_per_s"],
             weights_origin=record.get("weights_origin", ""),
@@ -79,7 +81,12 @@ def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> p
     expected = [r.name for r in expected_runs()] if expected is None else expected
     for name in expected:
         rows.setdefault(name, placeholder_row(name, NOT_RUN, "no finished run under " + str(runs_dir)))
-    return pd.DataFrame(sorted(rows.values(), key=lambda r: run_order(r["run"])), columns=COLUMNS)
+    frame = pd.DataFrame(sorted(rows.values(), key=lambda r: run_order(r["run"])), columns=COLUMNS)
+    try:
+        frame["chosen"] = frame.run == analysis.choice(frame, runs_dir)["chosen"]
+    except ValueError:  # no run to choose from yet
+        frame["chosen"] = False
+    return frame
 
 
 def write(frame: pd.DataFrame, path: str | os.PathLike) -> None:

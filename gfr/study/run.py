@@ -151,25 +151,27 @@ def load_features(prepared: PreparedRun) -> SplitFeatures:
 
 @dataclass
 class HeadFit:
-    """One trained head: its seed, the model and its per-epoch history."""
+    """One trained head: its seed, the model (at its kept epoch), its per-epoch history and the kept epoch."""
 
     seed: int
     head: object
     history: dict
+    kept_epoch: int
 
 
 def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
-    """Train one head per seed on the cached training features (validation each epoch).
+    """Train one head per seed on the cached training features, each kept at its best-validation epoch.
 
-    Fine-tuning warms up one head, the first seed's, before training it with the top block(s)."""
+    (Fine-tuning warms up these heads before training each with the top block(s).)"""
     h = prepared.params.head
     fits = []
-    for seed in h.seeds[:1] if prepared.params.finetune else h.seeds:
-        head, history = train_head(feats.x["train"], feats.y["train"], feats.x["val"], feats.y["val"], h.dense_units,
-                                   h.learning_rate, h.batch_size, prepared.params.epochs, seed)
-        fits.append(HeadFit(seed, head, history))
+    for seed in h.seeds:
+        head, history, kept = train_head(feats.x["train"], feats.y["train"], feats.x["val"], feats.y["val"],
+                                         h.dense_units, h.learning_rate, h.batch_size, prepared.params.epochs, seed)
+        fits.append(HeadFit(seed, head, history, kept))
         if prepared.progress:
-            print(f"{prepared.name} seed {seed}: val {history['val_accuracy'][-1]:.4f}", file=sys.stderr)
+            print(f"{prepared.name} seed {seed}: kept epoch {kept}, val {history['val_accuracy'][kept - 1]:.4f}",
+                  file=sys.stderr)
     return fits
 
 
@@ -230,7 +232,8 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
     """Evaluate every head on the test split, time the reported one end to end, save the run; return its manifest."""
     y_test = feats.y["test"]
     test_probs = {artefacts.prob_column(f.seed): predict_proba(f.head, feats.x["test"]) for f in fits}
-    seeds_rows = [artefacts.seed_row(f.seed, f.history, y_test, test_probs[artefacts.prob_column(f.seed)]) for f in fits]
+    seeds_rows = [artefacts.seed_row(f.seed, f.history, y_test, test_probs[artefacts.prob_column(f.seed)],
+                                     f.kept_epoch) for f in fits]
     reported = fits[0]
     extractor = extractor or prepared.build_extractor()
     timed, gap = time_and_check(full_model(extractor, reported.head), prepared,
@@ -245,29 +248,37 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
                               timed, gap, {"features": feats.seconds, "heads": train_seconds})
 
 
-def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: TunedModel, train_seconds: float = 0.0) -> dict:
-    """Evaluate the fine-tuned model on the test split, time it end to end, save the run; return its manifest."""
-    p, seed = prepared.params, tuned.seed
-    test_rows = prepared.rows("test")
-    prob_test = predict_proba(tuned.model, np.asarray(feats.boundary["plain"][test_rows], dtype=np.float32), batch_size=64)
-    kept_row = p.epochs + tuned.kept_epoch - 1  # 0-based history row of the kept fine-tuning epoch
-    seeds_rows = [artefacts.seed_row(seed, tuned.history.to_dict("list"), feats.y["test"], prob_test, epoch=kept_row)]
-    model = finetune.full_from_trained(prepared.backbone, p.image_size, p.native_input, prepared.weights, tuned.model,
-                                       p.seed)
-    timed, gap = time_and_check(model, prepared, prob_test)
+def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: list[TunedModel],
+                        train_seconds: float = 0.0) -> dict:
+    """Evaluate every fine-tuned seed on the test split, time the reported one end to end, save the run."""
+    p, test_rows = prepared.params, prepared.rows("test")
+    test_x = np.asarray(feats.boundary["plain"][test_rows], dtype=np.float32)
+    test_probs = {artefacts.prob_column(t.seed): predict_proba(t.model, test_x, batch_size=64) for t in tuned}
+    seeds_rows = [artefacts.seed_row(t.seed, t.history.to_dict("list"), feats.y["test"],
+                                     test_probs[artefacts.prob_column(t.seed)], t.kept_epoch,
+                                     row=p.epochs + t.kept_epoch - 1)  # history rows: warm-up epochs first
+                  for t in tuned]
+    reported = tuned[0]
+    model = finetune.full_from_trained(prepared.backbone, p.image_size, p.native_input, prepared.weights,
+                                       reported.model, p.seed)
+    timed, gap = time_and_check(model, prepared, test_probs[artefacts.prob_column(reported.seed)])
     prepared.run_dir.mkdir(parents=True, exist_ok=True)
-    head_sha = save_head(tuned.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
+    head_sha = save_head(reported.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
     with files.atomic_path(prepared.run_dir / artefacts.FINETUNED_FILE, suffix=".weights.h5") as tmp:
-        tuned.model.save_weights(tmp)
+        reported.model.save_weights(tmp)
     record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": p.head.dense_units,
               "finetune_boundary": feats.boundary["layer"], "finetuned_file": artefacts.FINETUNED_FILE,
-              "finetune_kept_epoch": tuned.kept_epoch,
+              "finetune_kept_epoch": reported.kept_epoch,
               "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
-    return artefacts.save_run(prepared.run_dir, record, seeds_rows, [tuned.history],
-                              prepared.frame.image_id.values[test_rows], feats.y["test"],
-                              {artefacts.prob_column(seed): prob_test}, head_sha, timed, gap,
-                              {"features": feats.seconds, "heads": train_seconds})
+    return artefacts.save_run(prepared.run_dir, record, seeds_rows, [t.history for t in tuned],
+                              prepared.frame.image_id.values[test_rows], feats.y["test"], test_probs, head_sha,
+                              timed, gap, {"features": feats.seconds, "heads": train_seconds})
+
+
+def fine_tune_seeds(prepared: PreparedRun, feats: SplitFeatures, fits: list[HeadFit]) -> list[TunedModel]:
+    """Fine-tune the top block(s) once per seed, each starting from that seed's warmed-up head."""
+    return [fine_tune(prepared, feats, warm, build_finetune_model(prepared, feats, warm)) for warm in fits]
 
 
 def run_one(backbone_name: str, iteration: int, data_dir: str | os.PathLike | None, manifest_path,
@@ -282,6 +293,5 @@ def run_one(backbone_name: str, iteration: int, data_dir: str | os.PathLike | No
     fits = train_heads(prepared, feats)
     if prepared.params.finetune is None:
         return finish_head_run(prepared, feats, fits, train_seconds=time.perf_counter() - start)
-    model = build_finetune_model(prepared, feats, fits[0])
-    tuned = fine_tune(prepared, feats, fits[0], model)
+    tuned = fine_tune_seeds(prepared, feats, fits)
     return finish_finetune_run(prepared, feats, tuned, train_seconds=time.perf_counter() - start)

@@ -1,0 +1,86 @@
+"""Generated blocks of README.md and benchmarks/README.md: rewritten from results.csv and the benchmark JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from gfr import files
+from gfr.errors import GfrError
+from gfr.paths import PROJECT_ROOT, REPORTS_DIR
+from gfr.report import tables
+
+BEGIN, END = "<!-- gfr:begin {name} -->", "<!-- gfr:end {name} -->"
+BENCH_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+
+
+def replace_block(text: str, name: str, content: str, where: str = "") -> str:
+    """`text` with the block NAME's content replaced; a clear error if its markers are missing."""
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise GfrError(f"{where or 'document'}: no generated block {name!r} ({begin} ... {end})")
+    return pattern.sub(lambda _: f"{begin}\n{content.rstrip()}\n{end}", text, count=1)
+
+
+def results_block(results: pd.DataFrame, peer_summary: dict | None) -> str:
+    """README's results: the summary table, the chosen model and the peer, from results.csv and the peer JSON."""
+    lines = [tables.markdown(tables.summary(results)), ""]
+    chosen = results[results.chosen.astype(str).str.lower() == "true"]
+    if len(chosen):
+        c = chosen.iloc[0]
+        lines.append(f"* Chosen model (rule in the report's summary; validation only): **{c.run}**, test accuracy "
+                     f"{tables.mean_spread(c.test_accuracy_seed_mean, c.test_accuracy_seed_std, c.n_seeds)} over seeds "
+                     f"(95% CI of the mean {tables.pct_range(c.test_accuracy_seed_ci_low, c.test_accuracy_seed_ci_high)}); "
+                     f"its reported head {tables.pct(c.test_accuracy)} "
+                     f"(Wilson 95% CI {tables.pct_range(c.test_accuracy_ci_low, c.test_accuracy_ci_high)}).")
+    counts = results.status.value_counts()
+    lines.append("* Runs: " + ", ".join(f"{n} {status}" for status, n in counts.items()) + " (reasons in the table).")
+    if peer_summary:
+        a = peer_summary["all_images"]
+        versions = ", ".join(f"{k} {v}" for k, v in peer_summary["versions"].items())
+        lines.append(f"* Peer baseline ({versions}) on the same {a['n']} test images: {tables.pct(a['accuracy'])} "
+                     f"(95% CI {tables.pct_range(a['accuracy_ci_low'], a['accuracy_ci_high'])}), "
+                     f"{peer_summary['no_face']['count']} images with no face found, "
+                     f"{peer_summary['throughput']['images_per_s']:.0f} img/s on the same CPU.")
+    hardware = ", ".join(sorted(set(results.hardware_id.dropna()) - {""}))
+    if hardware:
+        lines.append(f"* Measured on: {hardware}.")
+    return "\n".join(lines)
+
+
+def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
+    """Every generated block of README.md."""
+    from gfr.report import benchmark_tables
+
+    results = pd.read_csv(reports_dir / "results.csv")
+    peer = reports_dir / "peer" / "summary.json"
+    return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
+            "performance": benchmark_tables.performance_block(bench_dir)}
+
+
+def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
+    """Each generated document and its blocks."""
+    from gfr.report import benchmark_tables
+
+    return {root / "README.md": readme_blocks(root / "reports", root / "benchmarks" / "results"),
+            root / "benchmarks" / "README.md": benchmark_tables.readme_blocks(root / "benchmarks" / "results")}
+
+
+def update(root: str | os.PathLike = PROJECT_ROOT, check: bool = False) -> list[Path]:
+    """Rewrite the generated blocks (or, with `check`, only list the documents whose blocks are out of date)."""
+    stale = []
+    for path, blocks in documents(Path(root)).items():
+        text = path.read_text(encoding="utf-8")
+        new = text
+        for name, content in blocks.items():
+            new = replace_block(new, name, content, str(path))
+        if new != text:
+            stale.append(path)
+            if not check:
+                files.write_text(path, new)
+    return stale

@@ -1,0 +1,61 @@
+"""Result tables as people read them (report and README): seed means with spread and CI first, '–' when unknown."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+DASH = "–"
+
+
+def _known(x) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x)) and not pd.isna(x)
+
+
+def pct(x, digits: int = 1) -> str:
+    """A proportion as a percentage, or '–'."""
+    return f"{100 * x:.{digits}f}%" if _known(x) else DASH
+
+
+def pct_range(low, high, digits: int = 1) -> str:
+    """An interval of proportions as 'a–b' percent, or '–'."""
+    return f"{100 * low:.{digits}f}–{100 * high:.{digits}f}" if _known(low) and _known(high) else DASH
+
+
+def mean_spread(mean, std, n) -> str:
+    """'mean ± std (n seeds)' in percent; with one seed the spread is unknown: 'mean (1 seed, no spread)'."""
+    if not _known(mean):
+        return DASH
+    n = int(n) if _known(n) else 0
+    if n < 2 or not _known(std):
+        return f"{100 * mean:.1f} (1 seed, no spread)"
+    return f"{100 * mean:.1f} ± {100 * std:.1f} ({n} seeds)"
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: the seed-mean headline (spread, 95% CI), the reported head (secondary), speed, status."""
+    rows = []
+    for _, r in results.iterrows():
+        ok = r.status == "ok"
+        rows.append({
+            "run": r.run + (" (chosen)" if bool(r.get("chosen", False)) else ""),
+            "status": r.status if not ok else "ok",
+            "test accuracy, seed mean ± std": mean_spread(r.test_accuracy_seed_mean, r.test_accuracy_seed_std, r.n_seeds)
+            if ok else f"{r.status}: {r.reason}".strip(),
+            "95% CI of the mean": pct_range(r.test_accuracy_seed_ci_low, r.test_accuracy_seed_ci_high) if ok else "",
+            "validation, seed mean": pct(r.val_accuracy_seed_mean) if ok else "",
+            "reported head (95% CI)": f"{pct(r.test_accuracy)} ({pct_range(r.test_accuracy_ci_low, r.test_accuracy_ci_high)})"
+            if ok else "",
+            "original write-up": f"{r.original_test_accuracy:.1f}%" if _known(r.original_test_accuracy) else DASH,
+            "inference (test JPEGs)": f"{r.inference_s:.1f} s ({r.images_per_s:.0f} img/s)" if ok else "",
+        })
+    return pd.DataFrame(rows).set_index("run")
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame (index included) as a GitHub markdown table."""
+    frame = frame.reset_index()
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

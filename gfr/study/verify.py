@@ -1,0 +1,76 @@
+"""Check a rerun of the study against the committed runs: every number, its deviation and its declared tolerance.
+
+Promise, by where the rerun ran (`numerics_id`: CPU model, SIMD flags, caches, cores, backend versions and the
+settings that change kernels): on the same kind of machine every head, prediction and metric is bit-exact;
+elsewhere the seed mean of each run's test and validation accuracy stays within 2 seed standard deviations of
+the committed one and the reported head's test accuracy within the committed Wilson 95% interval. Timings are
+shown, never checked (they belong to the machine).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from gfr.study import artefacts
+from gfr.study.registry import expected_runs
+
+SPREADS = 2.0  # tolerance of a seed mean across machines, in committed seed standard deviations
+
+
+def numerics_id(hardware: dict) -> tuple:
+    """What decides the bits of a run's numbers: the machine's kernels, threads and library versions."""
+    keys = ("cpu", "cores", "cpu_flags", "cpu_caches", "numerics_env", "threads", "keras", "keras_backend",
+            "tensorflow", "jax", "torch")
+    return tuple((k, repr(hardware.get(k))) for k in keys)
+
+
+def _row(run, number, committed, fresh, tolerance, rule):
+    deviation = fresh - committed if isinstance(committed, (int, float)) and isinstance(fresh, (int, float)) else None
+    if rule == "bit-exact":
+        ok = committed == fresh
+    elif rule == "shown only":
+        ok = True
+    else:
+        ok = deviation is not None and abs(deviation) <= tolerance + 1e-12
+    return {"run": run, "number": number, "committed": committed, "fresh": fresh, "deviation": deviation,
+            "tolerance": tolerance, "rule": rule, "ok": bool(ok)}
+
+
+def compare_run(name: str, committed_dir: Path, fresh_dir: Path) -> list[dict]:
+    """The checked numbers of one run (one row each)."""
+    c_path, f_path = committed_dir / name / artefacts.MANIFEST, fresh_dir / name / artefacts.MANIFEST
+    c = artefacts.load_record(committed_dir / name) if c_path.is_file() else {"status": "not run"}
+    f = artefacts.load_record(fresh_dir / name) if f_path.is_file() else {"status": "not run"}
+    rows = [_row(name, "status", c["status"], f["status"], 0, "bit-exact")]
+    if c["status"] != "ok" or f["status"] != "ok":
+        return rows
+    same = numerics_id(c["hardware"]) == numerics_id(f["hardware"])
+    cs, fs = c["seeds"], f["seeds"]
+    if same:
+        rows.append(_row(name, "head_sha256", c["head_sha256"], f["head_sha256"], 0, "bit-exact"))
+        c_pred = artefacts.test_predictions(committed_dir / name)
+        f_pred = artefacts.test_predictions(fresh_dir / name)
+        rows.append(_row(name, "test predictions (every seed)", True, bool(c_pred.equals(f_pred)), 0, "bit-exact"))
+    for split in ("test", "val"):
+        mean, std = f"{split}_accuracy_mean", f"{split}_accuracy_std"
+        tol = 0.0 if same else (SPREADS * cs[std] if cs.get(std) is not None and not math.isnan(cs[std]) else 0.0)
+        rule = "bit-exact" if same else f"within {SPREADS:g} seed std"
+        rows.append(_row(name, f"{split} accuracy, seed mean", cs[mean], fs[mean], tol, rule))
+    ct, ft = c["test"], f["test"]
+    tol = 0.0 if same else max(ct["accuracy"] - ct["accuracy_ci_low"], ct["accuracy_ci_high"] - ct["accuracy"])
+    rows.append(_row(name, "test accuracy, reported head", ct["accuracy"], ft["accuracy"], tol,
+                     "bit-exact" if same else "within the committed Wilson 95% CI"))
+    rows.append(_row(name, "inference median (s)", c["inference"]["median_s"], f["inference"]["median_s"], 0,
+                     "shown only"))
+    return rows
+
+
+def compare(committed_dir: str | os.PathLike, fresh_dir: str | os.PathLike, runs: list[str] | None = None) -> pd.DataFrame:
+    """Every checked number of every expected run: committed, fresh, deviation, tolerance, rule, ok."""
+    names = runs or [r.name for r in expected_runs()]
+    rows = [row for name in names for row in compare_run(name, Path(committed_dir), Path(fresh_dir))]
+    return pd.DataFrame(rows, columns=["run", "number", "committed", "fresh", "deviation", "tolerance", "rule", "ok"])

@@ -1,0 +1,112 @@
+"""Analysis behind the report's conclusions: Holm-corrected noise verdicts, the choice rule, levers, verify."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gfr.study import analysis, artefacts, metrics, results, verify
+
+
+def test_holm_matches_the_hand_computation_and_keeps_nan():
+    adjusted = metrics.holm([0.01, 0.04, 0.03, np.nan])
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 -> 0.03, 0.06, 0.06 (monotone)
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adjusted[3])
+
+
+def test_seed_summary_has_no_spread_for_one_seed():
+    mean, std = metrics.seed_summary([0.9])
+    assert mean == 0.9 and np.isnan(std)
+    low, high = metrics.seed_mean_ci([0.90, 0.92, 0.94])
+    assert low < 0.92 < high and high - 0.92 == pytest.approx(4.302653 * 0.02 / np.sqrt(3), rel=1e-5)
+
+
+def fake_run(root, name, val, test, images_per_s, correct_share=0.9, n=40, seed0=1024):
+    """A saved run with given per-seed validation/test accuracies and reported-head predictions."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    seeds = [seed0 + i for i in range(len(val))]
+    artefacts.seeds_table  # noqa: B018 (the file layout below is what artefacts reads)
+    pd.DataFrame({"seed": seeds, "kept_epoch": 1, "val_accuracy": val, "test_accuracy": test}).to_csv(
+        run_dir / artefacts.SEEDS_FILE, index=False)
+    labels = np.arange(n) % 2
+    right = np.arange(n) < int(correct_share * n)
+    probs = np.where(right, labels, 1 - labels).astype(float)
+    pd.DataFrame({"image_id": [f"{i:06d}.jpg" for i in range(n)], "label": labels,
+                  **{artefacts.prob_column(s): probs for s in seeds}}).to_csv(run_dir / artefacts.TEST_PREDICTIONS_FILE,
+                                                                              index=False)
+    (run_dir / artefacts.MANIFEST).write_text(json.dumps({"primary_seed": seeds[0]}))
+    return {"run": name, "status": "ok", "n_seeds": len(val), "val_accuracy_seed_mean": float(np.mean(val)),
+            "images_per_s": images_per_s}
+
+
+def test_choice_prefers_a_cheaper_run_within_the_noise(tmp_path):
+    rows = [fake_run(tmp_path, "A-it1", [0.900, 0.910, 0.905], [0.9] * 3, images_per_s=10),
+            fake_run(tmp_path, "B-it1", [0.899, 0.909, 0.903], [0.9] * 3, images_per_s=50),  # within noise, faster
+            fake_run(tmp_path, "C-it1", [0.700, 0.701, 0.702], [0.7] * 3, images_per_s=99)]  # clearly worse
+    frame = pd.DataFrame(rows)
+    picked = analysis.choice(frame, tmp_path)
+    assert picked["best"] == "A-it1" and picked["chosen"] == "B-it1"
+    assert [t["run"] for t in picked["cheaper_within_noise"]] == ["B-it1"]
+    assert "Tie rule" in picked["rule"]
+
+
+def test_choice_ignores_runs_with_fewer_than_three_seeds(tmp_path):
+    rows = [fake_run(tmp_path, "A-it1", [0.99], [0.99], images_per_s=10),
+            fake_run(tmp_path, "B-it1", [0.90, 0.91, 0.92], [0.9] * 3, images_per_s=5)]
+    assert analysis.choice(pd.DataFrame(rows), tmp_path)["chosen"] == "B-it1"
+    with pytest.raises(ValueError):
+        analysis.choice(pd.DataFrame(rows[:1]), tmp_path)
+
+
+def test_noise_table_is_holm_corrected_with_a_verdict_per_pair(tmp_path):
+    fake_run(tmp_path, "A-it1", [0.9] * 3, [0.90, 0.91, 0.92], 1, correct_share=0.95, n=200)
+    fake_run(tmp_path, "B-it1", [0.9] * 3, [0.70, 0.71, 0.72], 1, correct_share=0.60, n=200)
+    fake_run(tmp_path, "C-it1", [0.9] * 3, [0.90, 0.915, 0.925], 1, correct_share=0.95, n=200)
+    table = analysis.noise_table(tmp_path, ["A-it1", "B-it1", "C-it1"])
+    assert len(table) == 3
+    assert (table["Welch p (Holm)"] >= table["Welch p"] - 1e-12).all()
+    verdicts = dict(zip(zip(table["run A"], table["run B"]), table.verdict))
+    assert verdicts[("A-it1", "B-it1")] == "larger than noise"
+    assert verdicts[("A-it1", "C-it1")] == "within noise"
+
+
+def test_levers_are_described_from_the_parameters():
+    assert analysis.lever(1, 2) == "more epochs (20 -> 50)"
+    assert "native 218x178 input instead of 128x128" in analysis.lever(2, 3)
+    assert analysis.lever(3, 4).startswith("fine-tuning the top block(s)")
+
+
+def test_verify_is_bit_exact_on_the_same_machine_and_flags_a_change(saved_run, tmp_path):
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    shutil.copytree(saved_run, committed / saved_run.name)
+    shutil.copytree(saved_run, fresh / saved_run.name)
+    table = verify.compare(committed, fresh, [saved_run.name, "ResNet50-it1"])
+    assert table.ok.all() and set(table[table.run == saved_run.name].rule) <= {"bit-exact", "shown only"}
+    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
+    record["seeds"]["test_accuracy_mean"] += 0.01
+    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
+    broken = verify.compare(committed, fresh, [saved_run.name])
+    assert not broken.ok.all()
+    assert broken[~broken.ok].number.tolist() == ["test accuracy, seed mean"]
+
+
+def test_verify_uses_the_seed_spread_on_another_machine(saved_run, tmp_path):
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    shutil.copytree(saved_run, committed / saved_run.name)
+    shutil.copytree(saved_run, fresh / saved_run.name)
+    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
+    record["hardware"]["cpu_flags"] = ["avx2"]  # another kind of machine
+    std = record["seeds"]["test_accuracy_std"]
+    record["seeds"]["test_accuracy_mean"] += 1.5 * std  # inside 2 seed std
+    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
+    table = verify.compare(committed, fresh, [saved_run.name])
+    row = table[table.number == "test accuracy, seed mean"].iloc[0]
+    assert row.rule.startswith("within") and bool(row.ok) == (std > 0)
+
+
+def test_results_mark_exactly_one_chosen_run(saved_run):
+    frame = results.collect(saved_run.parent)
+    assert frame.chosen.sum() == 1 and frame.loc[frame.chosen, "run"].item() == saved_run.name
