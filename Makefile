@@ -122,7 +122,7 @@ bench: bench-sweep bench-backends bench-inference bench-scale ## all benchmarks 
 	$(PY) -m gfr docs
 
 bench-sweep: ## cached-feature sweep vs the original way (fit on images every epoch): wall-time ratio
-	$(PY) benchmarks/bench_sweep.py --repeats 1 $(if $(wildcard reports/runs/*/manifest.json),--manifests 'reports/runs/*/manifest.json')
+	$(PY) benchmarks/bench_sweep.py --repeats 3 $(if $(wildcard reports/runs/*/manifest.json),--manifests 'reports/runs/*/manifest.json')
 
 bench-backends: ## feature-extraction img/s under tensorflow, jax and torch (needs `pip install -e .[bench]`)
 	$(PY) benchmarks/bench_backends.py

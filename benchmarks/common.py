@@ -91,7 +91,7 @@ def alternate(sides: dict, repeats: int, label: str = "") -> dict:
     """Run each side's callable `repeats` times, alternating the order (A B, B A, A B, ...).
 
     Each callable returns its measured seconds (or None to use its wall time). Returns
-    {side: {"runs_s": [...], "median_s": m}} plus the order actually run.
+    {side: {"runs_s": [...], "median_s": m, "min_s": lo, "max_s": hi}} plus the order actually run.
     """
     names = list(sides)
     runs = {n: [] for n in names}
@@ -106,7 +106,8 @@ def alternate(sides: dict, repeats: int, label: str = "") -> dict:
             runs[name].append(seconds)
             order.append(name)
             print(f"  {label}rep {rep + 1}/{repeats} {name}: {seconds:.2f} s", flush=True)
-    out = {n: {"runs_s": runs[n], "median_s": statistics.median(runs[n])} for n in names}
+    out = {n: {"runs_s": runs[n], "median_s": statistics.median(runs[n]), "min_s": min(runs[n]), "max_s": max(runs[n])}
+           for n in names}
     out["order"] = order
     return out
 

@@ -27,7 +27,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from gfr.report import tables
-from gfr.study import analysis, metrics, peer, published, results
+from gfr.study import analysis, artefacts, metrics, peer, published, results, verify
 from gfr.report.notebooks import use_project_root
 
 use_project_root()  # default paths are relative to the project root
@@ -101,6 +101,15 @@ display(Markdown(
     f"the reported head alone {chosen.test_accuracy:.2%} (Wilson 95% CI {tables.pct_range(chosen.test_accuracy_ci_low, chosen.test_accuracy_ci_high)}); "
     f"{chosen.images_per_s:.0f} images/s end to end. The original chose {published.CHOSEN[0]} iteration "
     f"{published.CHOSEN[1]} ({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
+
+# %% [markdown]
+# ### Reproducibility: what is bit-exact, what is within tolerance
+
+# %%
+machines = sorted({json.dumps(artefacts.load_record(Path(runs_dir) / r)["hardware"].get("cpu_flags"))
+                   for r in ok.run})
+display(Markdown(verify.PROMISE + f" The runs above were computed on {', '.join(ok.hardware_id.unique())} "
+                 f"(SIMD flags: {'; '.join(machines)})."))
 
 # %% [markdown]
 # ### Head to head with the peer baseline

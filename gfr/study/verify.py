@@ -19,6 +19,11 @@ from gfr.study import artefacts
 from gfr.study.registry import expected_runs
 
 SPREADS = 2.0  # tolerance of a seed mean across machines, in committed seed standard deviations
+PROMISE = (f"Bit-exact on the same kind of machine (same CPU model, SIMD flags, caches, cores, thread settings and "
+           f"library versions): every head file, prediction and metric. On another machine: each run's seed-mean test "
+           f"and validation accuracy within {SPREADS:g} seed standard deviations of the committed one, and the "
+           f"reported head's test accuracy within the committed Wilson 95% CI; timings are the machine's own. "
+           f"`make verify` reruns everything from an empty feature cache and checks this number by number.")
 
 
 def numerics_id(hardware: dict) -> tuple:
