@@ -33,6 +33,13 @@ def mean_spread(mean, std, n) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f} ({n} seeds)"
 
 
+def short_reason(backbone: str, reason) -> str:
+    """The gist of why a run did not finish (the full reason stays in results.csv and the report)."""
+    text = str(reason) if _known(reason) else ""
+    text = text.removeprefix(f"{backbone}: ")
+    return text.split(": ")[0].split(" (")[0][:80]
+
+
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per run: the seed-mean headline (spread, 95% CI), the reported head (secondary), speed, status."""
     rows = []
@@ -42,7 +49,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
             "run": r.run + (" (chosen)" if bool(r.get("chosen", False)) else ""),
             "status": r.status if not ok else "ok",
             "test accuracy, seed mean ± std": mean_spread(r.test_accuracy_seed_mean, r.test_accuracy_seed_std, r.n_seeds)
-            if ok else f"{r.status}: {r.reason}".strip(),
+            if ok else f"{r.status}: {short_reason(r.get('backbone', ''), r.reason)}",
             "95% CI of the mean": pct_range(r.test_accuracy_seed_ci_low, r.test_accuracy_seed_ci_high) if ok else "",
             "validation, seed mean": pct(r.val_accuracy_seed_mean) if ok else "",
             "reported head (95% CI)": f"{pct(r.test_accuracy)} ({pct_range(r.test_accuracy_ci_low, r.test_accuracy_ci_high)})"
