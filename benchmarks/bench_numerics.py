@@ -80,7 +80,7 @@ def main() -> int:
     args = p.parse_args()
     if args.child_out:
         return child(args)
-    started = time.time()
+    started = time.perf_counter()
     args.data_dir, kind = common.data_root(args.data_dir)
     if args.data_dir is None:
         raise SystemExit("bench_numerics needs CelebA-layout data ($GFR_DATA_DIR) and reports/split.csv")
