@@ -28,19 +28,6 @@ def test_shards_are_whole_batches_and_cover_every_row():
     assert max(b - a for a, b in big_rows) * 14 * 12 * 1024 * 2 <= sharded_extraction.SHARD_BYTES
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """A local Ray (2 CPUs, 127.0.0.1 only) for this module; skips when the `ray` extra is not installed."""
-    os.environ.pop("RAY_ADDRESS", None)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback only
-    pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install -e '.[ray]')")
-    from gfr import cluster
-
-    cluster.connect(num_cpus=2)
-    yield cluster
-    cluster.shutdown()
-
-
 def _extract(fn, frame, root, manifest_sha, directory, **options):
     return fn("ResNet50", list(frame.image_id), root, SIZE, False, backbones.RANDOM, manifest_sha, batch_size=BATCH,
               directory=directory, init_seed=1024, progress=False, **options)
