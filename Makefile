@@ -20,7 +20,7 @@ RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report clean-runs \
-        bench bench-sweep bench-backends bench-inference bench-scale
+        bench bench-sweep bench-backends bench-inference bench-scale bench-ray gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -141,6 +141,12 @@ bench-inference: ## end-to-end test-split prediction from JPEGs vs the forward-p
 bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of feature extraction
 	$(PY) benchmarks/bench_scale.py --prepare
 	$(PY) benchmarks/bench_scale.py
+
+bench-ray: ## Ray (needs `.[ray]`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
+	$(PY) benchmarks/bench_ray.py
+
+gpu-check: ## on a CUDA machine after `make setup GPU=1`: every run on synthetic data + the inference benchmark (JAX)
+	KERAS_BACKEND=jax $(PY) benchmarks/gpu_check.py
 
 clean-runs: ## delete executed run notebooks (the feature cache stays)
 	rm -rf reports/runs/*.ipynb

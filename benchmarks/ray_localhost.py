@@ -4,8 +4,11 @@
 real cluster. Two Ray defaults are changed so that nothing listens on another interface than the loopback:
 the head and every client run with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (Ray then takes 127.0.0.1 as the node
 address), and a joining node, which Ray would otherwise give this machine's "reachable" address, is started
-through a launcher that keeps 127.0.0.1. `stop()` ends them with `ray stop` (every Ray process of this user
-on this machine).
+through a launcher that keeps 127.0.0.1. Workers run at the priority of the command that started the node
+(RAY_worker_niceness=0, not Ray's default nice 15), as the serial path they are compared with does, and Ray's
+token authentication is off (loopback only; with it on, nodes did not start within Ray's 15 s agent window
+on this loaded machine). `stop()`
+ends them with `ray stop` (every Ray process of this user on this machine).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class LocalCluster:
     def env(self) -> dict:
         """The environment of a client (driver) of this cluster, e.g. `gfr sweep --engine ray`."""
         return {**os.environ, "RAY_ADDRESS": self.address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+                "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO),
+                "RAY_USAGE_STATS_ENABLED": "0"}
 
     def _ray(self, args: list[str], env: dict, join: bool = False) -> None:
         command = [sys.executable, "-c", JOIN_LAUNCHER, *args] if join else [*RAY, *args]
@@ -41,17 +45,29 @@ class LocalCluster:
         if proc.returncode != 0:
             raise RuntimeError(f"ray {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
-    def start(self) -> "LocalCluster":
-        """Start the head, then the other nodes; wait until all are alive."""
+    def start(self, attempts: int = 5) -> "LocalCluster":
+        """Start the head, then the other nodes; wait until all are alive. A raylet gives its agent processes 15 s
+        to start (ray-project/ray#65983), which a loaded machine can exceed: a failed start is stopped and tried
+        again, `attempts` times in all."""
         common = ["--num-cpus", str(self.cpus_per_node), "--num-gpus", "0", "--disable-usage-stats"]
         head_env = self.env()
         head_env.pop("RAY_ADDRESS")
-        self._ray(["start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--include-dashboard=false",
-                   *common], head_env)
         join_env = {**head_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # `ray start --address` refuses 0
-        for _ in range(self.nodes - 1):
-            self._ray(["start", f"--address={self.address}", "--node-ip-address=127.0.0.1", *common], join_env, join=True)
-        self.wait_for_nodes()
+        for attempt in range(1, attempts + 1):
+            try:
+                self._ray(["start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+                           "--include-dashboard=false", *common], head_env)
+                for node in range(1, self.nodes):
+                    self._ray(["start", f"--address={self.address}", "--node-ip-address=127.0.0.1", *common], join_env,
+                              join=True)
+                self.wait_for_nodes()
+                return self
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                print(f"Ray cluster start failed (attempt {attempt}): {str(exc).splitlines()[0]}; retrying", flush=True)
+                time.sleep(5)
         return self
 
     def alive_nodes(self) -> int:

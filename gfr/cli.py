@@ -272,7 +272,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest (default: %(default)s)")
     f.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
     f.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
-    f.add_argument("--engine", choices=["serial", "ray"], default="ray", help="default: %(default)s")
+    f.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                   help="serial: here; ray: shards as Ray tasks ($RAY_ADDRESS or a local Ray) (default: %(default)s)")
     f.add_argument("--shard-rows", type=int, help="Ray: rows per shard (rounded down to whole batches)")
     f.set_defaults(func=cmd_features)
 

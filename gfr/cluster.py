@@ -10,6 +10,8 @@ filesystem), with the same Python environment.
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 from gfr.errors import GfrError
 
@@ -17,6 +19,10 @@ ADDRESS_ENV = "RAY_ADDRESS"
 # Ray picks a "remotely reachable" address for a node by default; for a Ray started here with no cluster,
 # this keeps every one of its servers on the loopback interface.
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+# A node's raylet gives its agent processes 15 s to start (ray-project/ray#65983), which a loaded machine can
+# exceed: starting a local Ray is tried this many times.
+LOCAL_START_ATTEMPTS = 5
 FORWARDED_ENV = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH", "GFR_DATA_DIR", "GFR_WEIGHTS_DIR",
                  "GFR_CACHE_DIR", "KERAS_HOME")
 
@@ -42,7 +48,13 @@ def connect(num_cpus: int | None = None):
     address = os.environ.get(ADDRESS_ENV) or None
     if address is None:
         os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")  # read by Ray when it is first imported
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a loopback-only Ray of one user's process
+        # Ray runs its workers at nice 15 by default; a local Ray is this command's own work, so it runs them at
+        # the command's priority (on a shared machine, niced workers would get a fraction of the serial path's CPU).
+        os.environ.setdefault(WORKER_NICENESS_ENV, "0")
+        # Token authentication stays with a cluster's own set-up. A local Ray listens on 127.0.0.1 only and lives as
+        # long as this command; with tokens on, its start does not finish within the raylet's 15 s window on a loaded
+        # machine (measured here). RAY_AUTH_MODE=token in the environment turns them on again.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     if ray.is_initialized():
@@ -51,7 +63,16 @@ def connect(num_cpus: int | None = None):
     options = {"runtime_env": {"env_vars": env_vars}}
     if address is None:
         options.update(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1")
-    ray.init(address=address, **options)
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            return ray
+        except Exception as exc:  # Ray waits a fixed 30 s for its node to start, too little on a loaded machine
+            if address is not None or "timed out during startup" not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            print(f"local Ray did not start in time (attempt {attempt}); retrying", file=sys.stderr)
+            ray.shutdown()
+            time.sleep(5)
     return ray
 
 
