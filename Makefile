@@ -2,7 +2,13 @@
 SHELL := /bin/bash
 PY ?= .venv/bin/python
 KERNEL := gfr
-export KERAS_BACKEND ?= tensorflow
+# GPU=1: the CUDA build of JAX (`make setup GPU=1`) and the JAX backend for every target
+GPU ?= 0
+export KERAS_BACKEND ?= $(if $(filter 1,$(GPU)),jax,tensorflow)
+# ENGINE=ray: the sweep's out-of-date runs execute as Ray tasks ($RAY_ADDRESS's cluster, else a local Ray)
+ENGINE ?= serial
+$(if $(filter-out serial ray,$(ENGINE)),$(error ENGINE must be serial or ray, not '$(ENGINE)'))
+comma := ,
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GFR_WEIGHTS_DIR ?= $(HOME)/.cache/gfr/weights
 # GFR_DATA_DIR: the CelebA-layout data folder (required for the study), e.g. ../shared/celeba-5k
@@ -14,16 +20,17 @@ RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report verify docs clean-runs \
-        bench bench-sweep bench-backends bench-inference bench-scale
+        bench bench-sweep bench-backends bench-inference bench-scale bench-ray gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  variables: GFR_DATA_DIR (data, required), GFR_WEIGHTS_DIR ($(GFR_WEIGHTS_DIR)), KERAS_BACKEND ($(KERAS_BACKEND))"
+	@echo "  variables: GFR_DATA_DIR (data, required), GFR_WEIGHTS_DIR ($(GFR_WEIGHTS_DIR)), KERAS_BACKEND ($(KERAS_BACKEND)),"
+	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA)"
 
-setup: ## create .venv, install gfr with notebook and test tools, register the Jupyter kernel
+setup: ## create .venv, install gfr with notebook and test tools, register the Jupyter kernel (GPU=1: + JAX CUDA; ENGINE=ray: + Ray)
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[tensorflow,notebooks,test]'
+	$(PY) -m pip install -q -e '.[tensorflow,notebooks,test$(if $(filter 1,$(GPU)),$(comma)gpu)$(if $(filter ray,$(ENGINE)),$(comma)ray)]'
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (gfr)"
 	$(MAKE) --no-print-directory lab-settings
 
@@ -76,9 +83,10 @@ reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/report/plots.py gfr/stu
 split: $(SPLIT) ## write the split manifest (and the data notebook)
 
 # One executed train notebook per run (CEBRA-style pattern rule); build/runs.mk adds each run's params file,
-# weights stamp and notebook parameters (RUN_ARGS).
-reports/runs/%.ipynb: notebooks/02_train.py params/base.yaml $(RUN_SRC) $(SPLIT)
-	$(RUN_NOTEBOOK) notebooks/02_train.py $@ $(RUN_ARGS)
+# weights stamp and notebook parameters (RUN_ARGS). With RUN_QUEUE set (`make sweep ENGINE=ray`), make only
+# lists the out-of-date runs in that file, for `gfr sweep --engine ray` to execute.
+reports/runs/%.ipynb: $(TRAIN_NOTEBOOK) params/base.yaml $(RUN_SRC) $(SPLIT)
+	$(if $(RUN_QUEUE),@echo $@ >> $(RUN_QUEUE),$(RUN_NOTEBOOK) $(TRAIN_NOTEBOOK) $@ $(RUN_ARGS))
 
 # Iterations with a `finetune` section (iteration 4) fine-tune the top block(s) of the registry's
 # FINETUNE_BACKBONE (ResNet50). About 15-25 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
@@ -89,8 +97,16 @@ finetune: $(FINETUNE_RUNS:%=reports/runs/%.ipynb) ## the fine-tuned run(s) of th
 
 runs: $(ALL_RUNS)
 
-sweep: ## run every run of the registry that is out of date; summary; non-zero exit if any failed
+SWEEP_QUEUE := build/sweep.queue
+# SWEEP_ARGS: extra `gfr sweep` options for ENGINE=ray, e.g. SWEEP_ARGS='--cpus-per-run 2'
+sweep: ## run every run of the registry that is out of date (ENGINE=ray: as Ray tasks); summary; non-zero exit if any failed
+ifeq ($(ENGINE),ray)
+	@mkdir -p build && rm -f $(SWEEP_QUEUE) && $(MAKE) --no-print-directory -k runs RUN_QUEUE=$(SWEEP_QUEUE); rc=$$?; \
+	  $(PY) -m gfr sweep --engine ray --queue $(SWEEP_QUEUE) $(SWEEP_ARGS) || rc=$$?; \
+	  $(PY) -m gfr results --strict && exit $$rc
+else
 	@$(MAKE) --no-print-directory -k runs; rc=$$?; $(PY) -m gfr results --strict && exit $$rc
+endif
 
 reports/results.csv: $(ALL_RUNS)
 	$(PY) -m gfr results
@@ -133,6 +149,12 @@ bench-inference: ## end-to-end test-split prediction from JPEGs vs the forward-p
 bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of feature extraction
 	$(PY) benchmarks/bench_scale.py --prepare
 	$(PY) benchmarks/bench_scale.py
+
+bench-ray: ## Ray (needs `.[ray]`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
+	$(PY) benchmarks/bench_ray.py
+
+gpu-check: ## on a CUDA machine after `make setup GPU=1`: every run on synthetic data + the inference benchmark (JAX)
+	KERAS_BACKEND=jax $(PY) benchmarks/gpu_check.py
 
 clean-runs: ## delete executed run notebooks (the feature cache stays)
 	rm -rf reports/runs/*.ipynb

@@ -152,6 +152,42 @@ def cmd_docs(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    import yaml
+
+    from gfr.report import engine
+
+    parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
+    targets = list(args.targets) + (engine.read_queue(args.queue) if args.queue else [])
+    jobs = [engine.job_for(t, parameters) for t in dict.fromkeys(targets)]
+    if not jobs:
+        print("sweep: every run is up to date")
+        return 0
+    outcomes = engine.run_sweep(jobs, args.engine, args.cpus_per_run, args.gpus_per_run, args.gpus_per_head_run,
+                                features=not args.no_features)
+    print(engine.summary_text(outcomes))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_features(args) -> int:
+    from gfr.models import backbones
+    from gfr.params import load_params
+
+    backbones.get(args.backbone)
+    params = load_params(args.iteration, _overrides(args), extra=args.params)
+    from gfr.study import run
+
+    prepared = run.prepare_run(args.backbone, args.iteration, args.data_dir, args.manifest, params=params,
+                               cache_dir=args.cache_dir, forget_result=False)
+    if prepared.skipped:
+        raise GfrError(f"{prepared.name}: {prepared.skipped_reason}")
+    options = {"shard_rows": args.shard_rows} if args.engine == "ray" else {}
+    for name, request in run.feature_requests(prepared).items():
+        _, info = prepared.extract(sharded=args.engine == "ray", **request, **options)
+        print(f"{prepared.name} {name} features: cache {info['cache']} {info['path']}")
+    return 0
+
+
 def cmd_results(args) -> int:
     from gfr.study import results
 
@@ -262,6 +298,30 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("docs", help="rewrite README.md's and benchmarks/README.md's generated blocks from the results")
     d.add_argument("--check", action="store_true", help="only check that the committed blocks are up to date")
     d.set_defaults(func=cmd_docs)
+    g = sub.add_parser("sweep", help="execute run notebooks (the out-of-date ones make lists) serially or on Ray")
+    g.add_argument("targets", nargs="*", help="reports/runs/<run>.ipynb targets, or run names such as ResNet50-it1")
+    g.add_argument("--queue", help="a file of targets, one a line (written by `make sweep ENGINE=ray`)")
+    g.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                   help="serial: one after another here; ray: Ray tasks on $RAY_ADDRESS's cluster, else a local Ray")
+    g.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a train-notebook parameter for every run (VALUE read as YAML); repeatable")
+    g.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs per run without GPUs (default: 1)")
+    g.add_argument("--gpus-per-run", type=float, default=1.0, help="Ray: GPUs per fine-tuning run (default: 1)")
+    g.add_argument("--gpus-per-head-run", type=float, default=0.5, help="Ray: GPUs per head-only run (default: 0.5)")
+    g.add_argument("--no-features", action="store_true", help="Ray: do not prefill the feature cache by sharded extraction")
+    g.set_defaults(func=cmd_sweep)
+
+    f = sub.add_parser("features", help="fill the feature cache for one run (serially, or sharded on Ray)")
+    f.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
+    f.add_argument("iteration", type=int)
+    data_args(f)
+    f.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest (default: %(default)s)")
+    f.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    f.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    f.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                   help="serial: here; ray: shards as Ray tasks ($RAY_ADDRESS or a local Ray) (default: %(default)s)")
+    f.add_argument("--shard-rows", type=int, help="Ray: rows per shard (rounded down to whole batches)")
+    f.set_defaults(func=cmd_features)
 
     t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
     t.add_argument("--runs-dir", default=str(Path("reports") / "runs"))

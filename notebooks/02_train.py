@@ -35,7 +35,6 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from gfr.models.head import build_head, full_model
-from gfr.params import load_params
 from gfr.report import plots
 from gfr.report.notebooks import use_project_root
 from gfr.study import run
@@ -50,7 +49,7 @@ pd.set_option("display.precision", 4)
 # `params/base.yaml` merged with this iteration's file (and any extra file given as a parameter).
 
 # %%
-params = load_params(iteration, {"weights": weights} if weights else None, extra=params_extra)
+params = run.notebook_params(iteration, weights, params_extra)
 display(Markdown(f"### {backbone}, iteration {iteration}: {params.description}"))
 pd.Series({"input (H x W)": "x".join(map(str, params.image_size)),
            "model input shape": "None x None x 3" if params.native_input else "fixed",

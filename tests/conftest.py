@@ -130,3 +130,16 @@ def saved_run(synth_root, synth_manifest, tmp_path_factory) -> Path:
     record = run.run_one("VGG16", 1, synth_root, synth_manifest, work / "runs", params, work / "cache", progress=False)
     assert record["status"] == "ok"
     return work / "runs" / "VGG16-it1"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray (2 CPUs, on 127.0.0.1 only) for the tests that use one; skips when Ray is not installed."""
+    os.environ.pop("RAY_ADDRESS", None)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is first imported: loopback only
+    pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install -e '.[ray]')")
+    from gfr import cluster
+
+    cluster.connect(num_cpus=2)
+    yield cluster
+    cluster.shutdown()

@@ -47,6 +47,41 @@ def cache_key(backbone: str, image_size, native: bool, weights: backbones.Weight
     return key
 
 
+def entry_key(backbone_name: str, image_size, native: bool, weights: backbones.Weights, manifest_sha: str,
+              init_seed: int | None, layer: str | None = None, flip: bool = False, dtype: str = "float32") -> dict:
+    """The key of one cache entry: `cache_key`, plus the layer, mirroring and stored type when not plain pooled."""
+    if weights.is_random and init_seed is None:
+        raise TypeError("random weights (weights=none) need an explicit init_seed: the features depend on it")
+    key = cache_key(backbones.get(backbone_name).name, image_size, native, weights, manifest_sha, init_seed)
+    if layer or flip or dtype != "float32":
+        key.update(layer=layer, flip=flip, dtype=dtype)
+    return key
+
+
+def build_entry_extractor(backbone: backbones.Backbone, image_size, native: bool, weights: backbones.Weights,
+                          layer: str | None, init_seed: int | None) -> tuple[object, tuple[int, ...]]:
+    """The model that computes an entry's rows (pooled features, or `layer`'s activations) and one row's shape."""
+    if layer:
+        extractor = backbones.build_truncated(backbone, image_size, native, weights, layer, init_seed)
+        return extractor, tuple(extractor.compute_output_shape((1, *image_size, 3))[1:])
+    return backbones.build_extractor(backbone, image_size, native, weights, init_seed), (backbone.feature_dim,)
+
+
+def write_entry(npy: Path, meta: Path, key: dict, shape: tuple[int, ...], dtype: str,
+                fill: Callable[[np.ndarray], None]) -> str:
+    """Create a cache file atomically: `fill` writes every row of the memory-mapped array; hash it, write its sidecar.
+
+    Returns the file's SHA-256."""
+    with files.atomic_path(npy, suffix=".npy") as tmp:
+        out = create_npy(tmp, shape, dtype)
+        fill(out)
+        _mapping_of(out).flush()
+        del out  # the last reference to the mapping: it closes
+        digest = file_sha256(tmp)
+    files.write_json(meta, {"key": key, "sha256": digest, "rows": shape[0]})
+    return digest
+
+
 def entry_paths(directory: Path, key: dict) -> tuple[Path, Path]:
     """(features .npy, sidecar .json) of a cache entry."""
     h, w = key["image_size"]
@@ -191,31 +226,16 @@ def extract(
     `on_batch` is passed to `compute` (not called on a cache hit).
     Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
     """
-    if weights.is_random and init_seed is None:
-        raise TypeError("random weights (weights=none) need an explicit init_seed: the features depend on it")
-    backbone = backbones.get(backbone_name)
-    directory = cache_dir(directory)
-    key = cache_key(backbone.name, image_size, native, weights, manifest_sha, init_seed)
-    if layer or flip or dtype != "float32":
-        key.update(layer=layer, flip=flip, dtype=dtype)
-    npy, meta = entry_paths(directory, key)
+    key = entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype)
+    npy, meta = entry_paths(cache_dir(directory), key)
     cached = load_entry(npy, meta, key, len(image_ids))
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
     remove_stale_temporaries(npy)
-    if layer:
-        extractor = backbones.build_truncated(backbone, image_size, native, weights, layer, init_seed)
-        row_shape = tuple(extractor.compute_output_shape((1, *image_size, 3))[1:])
-    else:
-        extractor = backbones.build_extractor(backbone, image_size, native, weights, init_seed)
-        row_shape = (backbone.feature_dim,)
-    check_disk(directory, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
+    backbone = backbones.get(backbone_name)
+    extractor, row_shape = build_entry_extractor(backbone, image_size, native, weights, layer, init_seed)
+    check_disk(npy.parent, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
-    with files.atomic_path(npy, suffix=".npy") as tmp:
-        out = create_npy(tmp, (len(paths), *row_shape), dtype)
-        compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch)
-        _mapping_of(out).flush()
-        del out  # the last reference to the mapping: it closes
-        digest = file_sha256(tmp)
-    files.write_json(meta, {"key": key, "sha256": digest, "rows": len(paths)})
+    write_entry(npy, meta, key, (len(paths), *row_shape), dtype,
+                lambda out: compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch))
     return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

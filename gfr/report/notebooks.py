@@ -31,6 +31,18 @@ def load(source: str | os.PathLike):
     return jupytext.read(source)
 
 
+def parameter_defaults(source: str | os.PathLike) -> dict:
+    """The default values of a notebook's parameters (the literal assignments of its `parameters` cell)."""
+    import ast
+
+    for cell in load(source).cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse(cell.source)
+            return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    raise GfrError(f"{source}: no cell tagged `parameters`")
+
+
 def execute_notebook(source, target, parameters: dict, kernel: str = KERNEL, prepare_only: bool = False, progress: bool = True) -> Path:
     """Run `source` with `parameters` into `target`; on failure keep `<target>.failed.ipynb` and raise GfrError."""
     import papermill

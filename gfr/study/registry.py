@@ -17,6 +17,8 @@ from gfr.paths import PROJECT_ROOT
 FINETUNE_BACKBONE = "ResNet50"
 # The module that executes a run: every gfr module it imports, directly or not, can change a run's numbers.
 RUN_MODULE = "gfr.study.run"
+# The notebook that executes one run (relative to the project root); each run is one executed copy of it.
+TRAIN_NOTEBOOK = Path("notebooks") / "02_train.py"
 
 
 @dataclass(frozen=True, order=True)
@@ -55,6 +57,11 @@ def run_order(name: str) -> tuple[int, int]:
         return RunId.parse(name).sort_key()
     except GfrError:
         return len(BACKBONES) + 1, 0
+
+
+def notebook_parameters(run: RunId) -> dict:
+    """The train notebook's parameters that make it execute `run` (its other parameters keep their defaults)."""
+    return {"backbone": run.backbone, "iteration": run.iteration}
 
 
 def finetune_iterations(params_dir: str | os.PathLike = PARAMS_DIR) -> list[int]:
@@ -113,9 +120,11 @@ def make_rules(finetune_runs: bool = True) -> str:
         f"HEAD_RUNS := {' '.join(r.name for r in head)}",
         f"FINETUNE_RUNS := {' '.join(r.name for r in tuned)}",
         f"RUN_SRC := {' '.join(str(p) for p in source_files())}",
+        f"TRAIN_NOTEBOOK := {TRAIN_NOTEBOOK}",
     ]
     for r in head + tuned:
         target = f"reports/runs/{r.name}.ipynb"
+        args = " ".join(f"-p {name} {value}" for name, value in notebook_parameters(r).items())
         lines.append(f"{target}: params/it{r.iteration}.yaml build/weights/{r.backbone}.json")
-        lines.append(f"{target}: RUN_ARGS := -p backbone {r.backbone} -p iteration {r.iteration}")
+        lines.append(f"{target}: RUN_ARGS := {args}")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ import pandas as pd
 from gfr import files
 from gfr.data import celeba, split
 from gfr.errors import WeightsUnavailable
-from gfr.models import backbones, feature_cache, finetune
+from gfr.models import backbones, feature_cache, finetune, sharded_extraction
 from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_proba, save_head, seed_everything,
                              train_head)
 from gfr.params import Params, load_params
@@ -60,12 +60,14 @@ class PreparedRun:
     def labels(self, part: str) -> np.ndarray:
         return self.frame.label.values[self.rows(part)]
 
-    def extract(self, **options) -> tuple[np.ndarray, dict]:
-        """Backbone outputs of every image of the split manifest, from the feature cache (computed on a miss)."""
+    def extract(self, sharded: bool = False, **options) -> tuple[np.ndarray, dict]:
+        """Backbone outputs of every image of the split manifest, from the feature cache (computed on a miss:
+        here, or as shards on the Ray cluster when `sharded`, with the same result)."""
         p = self.params
-        return feature_cache.extract(self.backbone.name, list(self.frame.image_id), self.data_root, p.image_size,
-                                     p.native_input, self.weights, self.record["split_manifest_sha256"],
-                                     p.feature_batch_size, self.cache_dir, p.seed, self.progress, **options)
+        compute = sharded_extraction.extract if sharded else feature_cache.extract
+        return compute(self.backbone.name, list(self.frame.image_id), self.data_root, p.image_size, p.native_input,
+                       self.weights, self.record["split_manifest_sha256"], p.feature_batch_size, self.cache_dir, p.seed,
+                       self.progress, **options)
 
     def build_extractor(self):
         """The frozen backbone + global average pooling, as every feature of this run was computed."""
@@ -91,10 +93,16 @@ def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manife
     }
 
 
+def notebook_params(iteration: int, weights: str | None = None, params_extra=()) -> Params:
+    """An iteration's parameters as the train notebook's parameters give them: a weights override, extra files."""
+    return load_params(iteration, {"weights": weights} if weights else None, extra=list(params_extra))
+
+
 def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike | None, manifest_path,
                 runs_dir: str | os.PathLike = RUNS_DIR, params: Params | None = None,
-                cache_dir: str | os.PathLike | None = None, progress: bool = True) -> PreparedRun:
-    """Resolve the backbone, parameters, weights and split of a run; forget its previous result.
+                cache_dir: str | os.PathLike | None = None, progress: bool = True, forget_result: bool = True) -> PreparedRun:
+    """Resolve the backbone, parameters, weights and split of a run; forget its previous result (unless only
+    its features are wanted: `forget_result=False`).
 
     A backbone whose ImageNet weights cannot be had gives a run with `skipped_reason` (see `save_skipped`)."""
     backbone = backbones.get(backbone_name)
@@ -103,7 +111,8 @@ def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike 
     prepared = PreparedRun(run, backbone, params, celeba.data_dir(data_dir), split.read_manifest(manifest_path),
                            Path(runs_dir) / run.name, base_record(run, backbone, params, manifest_path),
                            cache_dir=cache_dir, progress=progress)
-    (prepared.run_dir / artefacts.MANIFEST).unlink(missing_ok=True)  # a rerun killed midway leaves no old numbers
+    if forget_result:
+        (prepared.run_dir / artefacts.MANIFEST).unlink(missing_ok=True)  # a rerun killed midway leaves no old numbers
     try:
         prepared.weights = backbones.resolve_weights(backbone, params.weights)
     except WeightsUnavailable as exc:
@@ -132,19 +141,31 @@ class SplitFeatures:
     boundary: dict[str, object] = field(default_factory=dict)  # fine-tuning: cached boundary activations
 
 
-def load_features(prepared: PreparedRun) -> SplitFeatures:
-    """The run's pooled features per split (and, for fine-tuning, the activations at the freeze boundary)."""
-    start = time.perf_counter()
-    pooled, cache_info = prepared.extract()
-    parts = {s: prepared.rows(s) for s in split.SPLITS}
-    feats = SplitFeatures({s: np.asarray(pooled[r]) for s, r in parts.items()},
-                          {s: prepared.labels(s) for s in split.SPLITS}, cache_info, 0.0)
+def feature_requests(prepared: PreparedRun) -> dict[str, dict]:
+    """The feature-cache entries a run reads, as `PreparedRun.extract` options: pooled features, and for
+    fine-tuning the activations at the freeze boundary (plain, and mirrored when it augments)."""
+    requests = {"pooled": {}}
     ft = prepared.params.finetune
     if ft is not None:
         boundary = finetune.boundary_of(prepared.backbone, prepared.params)
-        plain, _ = prepared.extract(layer=boundary, dtype="float16")
-        mirrored = prepared.extract(layer=boundary, dtype="float16", flip=True)[0] if ft.augment else None
-        feats.boundary = {"layer": boundary, "plain": plain, "mirrored": mirrored}
+        requests["plain"] = {"layer": boundary, "dtype": "float16"}
+        if ft.augment:
+            requests["mirrored"] = {"layer": boundary, "dtype": "float16", "flip": True}
+    return requests
+
+
+def load_features(prepared: PreparedRun) -> SplitFeatures:
+    """The run's pooled features per split (and, for fine-tuning, the activations at the freeze boundary)."""
+    start = time.perf_counter()
+    arrays, infos, requests = {}, {}, feature_requests(prepared)
+    for name, options in requests.items():
+        arrays[name], infos[name] = prepared.extract(**options)
+    parts = {s: prepared.rows(s) for s in split.SPLITS}
+    feats = SplitFeatures({s: np.asarray(arrays["pooled"][r]) for s, r in parts.items()},
+                          {s: prepared.labels(s) for s in split.SPLITS}, infos["pooled"], 0.0)
+    if "plain" in arrays:
+        feats.boundary = {"layer": requests["plain"]["layer"], "plain": arrays["plain"],
+                          "mirrored": arrays.get("mirrored")}
     feats.seconds = time.perf_counter() - start
     return feats
 
