@@ -129,8 +129,8 @@ report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipyn
 docs: ## rewrite the generated blocks of README.md and benchmarks/README.md from results.csv and benchmarks/results
 	$(PY) -m gfr docs
 
-verify: $(SPLIT) ## rerun every run from an empty cache (build/verify) and compare with the committed numbers
-	$(PY) -m gfr verify --rerun
+verify: $(SPLIT) ## rerun every run from an empty cache (build/verify), compare with the committed numbers (reports/verify.csv)
+	$(PY) -m gfr verify --rerun; status=$$?; $(PY) -m gfr docs; exit $$status
 
 # ---- benchmarks (ratios measured side by side; see benchmarks/README.md) ---------------------------------
 bench: bench-sweep bench-backends bench-inference bench-scale ## all benchmarks (< 30 min on 2 cores), table in benchmarks/README.md

@@ -125,14 +125,19 @@ def cmd_verify(args) -> int:
     from gfr import files
     from gfr.study import registry, verify
 
+    unknown = sorted(set(args.runs or ()) - {r.name for r in registry.expected_runs()})
+    if unknown:
+        raise GfrError(f"--runs: {', '.join(unknown)} not in the study's registry (`gfr runs` lists them)")
     if args.rerun:  # from an empty feature cache, every run of the registry, as `make report` runs them
         from gfr.study import run
 
-        for path in (Path(args.fresh), Path(args.cache_dir)):
+        fresh = [Path(args.fresh) / name for name in args.runs] if args.runs else [Path(args.fresh)]
+        for path in (*fresh, Path(args.cache_dir)):
             shutil.rmtree(path, ignore_errors=True)
         for r in registry.expected_runs():
-            run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
-    table = verify.compare(args.committed, args.fresh)
+            if not args.runs or r.name in args.runs:
+                run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
+    table = verify.compare(args.committed, args.fresh, args.runs or None)
     files.write_csv(args.out, table)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
@@ -292,7 +297,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--committed", default=str(Path("reports") / "runs"))
     v.add_argument("--fresh", default=str(Path("build") / "verify" / "runs"))
     v.add_argument("--cache-dir", default=str(Path("build") / "verify" / "cache"))
-    v.add_argument("--out", default=str(Path("build") / "verify" / "verify.csv"))
+    v.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="only these runs (default: every run of the registry)")
+    v.add_argument("--out", default=str(Path("reports") / "verify.csv"),
+                   help="the table of every number (default: %(default)s, the committed record of the last verify)")
     v.set_defaults(func=cmd_verify)
 
     d = sub.add_parser("docs", help="rewrite README.md's and benchmarks/README.md's generated blocks from the results")

@@ -18,6 +18,7 @@
 # %% tags=["parameters"]
 runs_dir = "reports/runs"
 peer_dir = "reports/peer"
+verify_table = "reports/verify.csv"  # written by `make verify`
 
 # %%
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr.report import tables
+from gfr.report import docs, tables
 from gfr.study import analysis, artefacts, metrics, peer, published, results, verify
 from gfr.report.notebooks import use_project_root
 
@@ -110,6 +111,15 @@ machines = sorted({json.dumps(artefacts.load_record(Path(runs_dir) / r)["hardwar
                    for r in ok.run})
 display(Markdown(verify.PROMISE + f" The runs above were computed on {', '.join(ok.hardware_id.unique())} "
                  f"(SIMD flags: {'; '.join(machines)})."))
+
+# %% [markdown]
+# What the last `make verify` (a rerun of every run from an empty feature cache) found, number by number:
+
+# %%
+display(Markdown(docs.verify_block(Path(verify_table))))
+if Path(verify_table).is_file():
+    checked = pd.read_csv(verify_table)
+    display(checked[checked.rule != "shown only"].set_index(["run", "number"]))
 
 # %% [markdown]
 # ### Head to head with the peer baseline

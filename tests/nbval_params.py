@@ -11,7 +11,8 @@ sys.path.insert(0, str(ROOT))
 from gfr.data import split, synthetic  # noqa: E402
 from gfr.params import load_params  # noqa: E402
 from gfr.report import notebooks  # noqa: E402
-from gfr.study import peer, run  # noqa: E402
+from gfr import files  # noqa: E402
+from gfr.study import peer, run, verify  # noqa: E402
 
 
 def saved_runs(data, manifest, runs, cache, extra) -> None:
@@ -40,13 +41,14 @@ def prepare(out: Path) -> None:
     split.write_manifest(*split.make_manifest(data, params.seed, params.data, progress=False), manifest)
     saved_runs(data, manifest, runs, str(out / "cache"), common["params_extra"])
     peer_summary(data, manifest, peer)
+    files.write_csv(out / "verify.csv", verify.compare(runs, runs))  # a verify table: the saved runs against themselves
     parameters = {
         "01_data": {**common, "data_dir": str(data), "manifest": manifest, "sample_faces": 4},
         "02_train": {**common, "backbone": "ResNet50", "iteration": 1, "data_dir": str(data), "manifest": manifest,
                      "runs_dir": runs, "cache_dir": str(out / "cache")},
         "03_evaluate": {"data_dir": str(data), "manifest": manifest, "runs_dir": runs, "peer_dir": peer,
                         "gallery_size": 4},
-        "04_compare": {"runs_dir": runs, "peer_dir": peer},
+        "04_compare": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv")},
     }
     for name, params in parameters.items():
         notebooks.execute_notebook(ROOT / "notebooks" / f"{name}.py", out / f"{name}.ipynb", params, prepare_only=True,

@@ -107,6 +107,28 @@ def test_verify_uses_the_seed_spread_on_another_machine(saved_run, tmp_path):
     assert row.rule.startswith("within") and bool(row.ok) == (std > 0)
 
 
+
+def test_verify_summary_and_readme_block_count_what_was_checked(saved_run, tmp_path):
+    from gfr import files
+    from gfr.report import docs
+
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    shutil.copytree(saved_run, committed / saved_run.name)
+    shutil.copytree(saved_run, fresh / saved_run.name)
+    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
+    record["seeds"]["val_accuracy_mean"] += 0.02
+    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
+    table = verify.compare(committed, fresh, [saved_run.name, "ResNet50-it1"])
+    summary = verify.summary(table).set_index("rule")
+    assert summary.loc["bit-exact", "numbers"] == (table.rule == "bit-exact").sum()
+    assert summary.loc["bit-exact", "within"] == summary.loc["bit-exact", "numbers"] - 1
+    assert abs(summary.loc["bit-exact", "largest_abs_deviation"] - 0.02) < 1e-9
+    files.write_csv(tmp_path / "verify.csv", table)
+    block = docs.verify_block(tmp_path / "verify.csv")
+    assert "1 of 2 runs rerun" in block and "the same kind of machine as the committed run (`numerics_id`) for 1 of 1" in block
+    assert f"{saved_run.name} val accuracy, seed mean" in block
+    assert "has not been run" in docs.verify_block(tmp_path / "absent.csv")
+
 def test_results_mark_exactly_one_chosen_run(saved_run):
     frame = results.collect(saved_run.parent)
     assert frame.chosen.sum() == 1 and frame.loc[frame.chosen, "run"].item() == saved_run.name

@@ -53,6 +53,37 @@ def results_block(results: pd.DataFrame, peer_summary: dict | None) -> str:
     return "\n".join(lines)
 
 
+def verify_block(table_path: Path) -> str:
+    """README's reproducibility record: what the last `make verify` found, from its committed table."""
+    from gfr.study import verify
+
+    if not table_path.is_file():
+        return "`make verify` has not been run on the committed runs yet (no `reports/verify.csv`)."
+    table = pd.read_csv(table_path)
+    runs = table[table.number == "status"]
+    rerun = runs[runs.fresh == "ok"]
+    same = table[table.number == "same kind of machine (numerics_id)"]
+    machines = ", ".join(sorted(set(table[table.number == "machine"].fresh)))
+    lines = [f"Last `make verify` ([`reports/verify.csv`](reports/verify.csv)): {len(rerun)} of {len(runs)} runs "
+             f"rerun from an empty feature cache on {machines or 'no machine (nothing rerun)'}; "
+             f"the same kind of machine as the committed run (`numerics_id`) for "
+             f"{int((same.fresh.astype(str) == 'True').sum())} of {len(same)}.", ""]
+    summary = verify.summary(table).rename(columns={"within": "within tolerance",
+                                                    "largest_abs_deviation": "largest |deviation|"})
+    summary["largest |deviation|"] = summary["largest |deviation|"].map(lambda x: "–" if pd.isna(x) else f"{x:.3g}")
+    lines.append(tables.markdown(summary.set_index("rule")))
+    broken = table[~table.ok.astype(bool)]
+    lines.append("")
+    lines.append("* Outside tolerance: " + ("none." if broken.empty else
+                 "; ".join(f"{r.run} {r.number} ({r.committed} -> {r.fresh})" for r in broken.itertuples()) + "."))
+    timing = table[table.number == "inference median (s)"]
+    ratios = pd.to_numeric(timing.fresh, errors="coerce") / pd.to_numeric(timing.committed, errors="coerce")
+    if ratios.notna().any():
+        lines.append(f"* Inference medians, fresh / committed: {ratios.min():.2f}x–{ratios.max():.2f}x "
+                     f"(shown, never checked: timings belong to the machine and its load).")
+    return "\n".join(lines)
+
+
 def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
     """Every generated block of README.md."""
     from gfr.report import benchmark_tables
@@ -60,7 +91,8 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
     results = pd.read_csv(reports_dir / "results.csv")
     peer = reports_dir / "peer" / "summary.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
-            "performance": benchmark_tables.performance_block(bench_dir)}
+            "performance": benchmark_tables.performance_block(bench_dir),
+            "verify": verify_block(reports_dir / "verify.csv")}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:

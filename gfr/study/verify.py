@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfr.study import artefacts
+from gfr.study.hardware import hardware_id
 from gfr.study.registry import expected_runs
 
 SPREADS = 2.0  # tolerance of a seed mean across machines, in committed seed standard deviations
@@ -54,6 +55,8 @@ def compare_run(name: str, committed_dir: Path, fresh_dir: Path) -> list[dict]:
     if c["status"] != "ok" or f["status"] != "ok":
         return rows
     same = numerics_id(c["hardware"]) == numerics_id(f["hardware"])
+    rows.append(_row(name, "machine", hardware_id(c["hardware"]), hardware_id(f["hardware"]), 0, "shown only"))
+    rows.append(_row(name, "same kind of machine (numerics_id)", True, same, 0, "shown only"))
     cs, fs = c["seeds"], f["seeds"]
     if same:
         rows.append(_row(name, "head_sha256", c["head_sha256"], f["head_sha256"], 0, "bit-exact"))
@@ -79,3 +82,12 @@ def compare(committed_dir: str | os.PathLike, fresh_dir: str | os.PathLike, runs
     names = runs or [r.name for r in expected_runs()]
     rows = [row for name in names for row in compare_run(name, Path(committed_dir), Path(fresh_dir))]
     return pd.DataFrame(rows, columns=["run", "number", "committed", "fresh", "deviation", "tolerance", "rule", "ok"])
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: how many numbers were checked, how many kept their tolerance, and the largest deviation."""
+    checked = table[table.rule != "shown only"].copy()
+    checked["abs_deviation"] = pd.to_numeric(checked.deviation, errors="coerce").abs()
+    out = checked.groupby("rule", sort=False).agg(numbers=("ok", "size"), within=("ok", "sum"),
+                                                   largest_abs_deviation=("abs_deviation", "max"))
+    return out.reset_index()
