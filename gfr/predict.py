@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
@@ -39,6 +40,10 @@ DATA_HINT = "GFR_DATA_DIR=../shared/celeba-5k"
 WEIGHTS_HINT = ("put it in $GFR_WEIGHTS_DIR ({now}), e.g. `../shared/tools/imagenet-weights/REPRODUCE.sh "
                 "~/.cache/gfr/weights && export GFR_WEIGHTS_DIR=~/.cache/gfr/weights` (README, Setup)")
 RUN_NAME = re.compile(r"^[A-Za-z0-9]+-it\d+$")
+# dlib's detectors keep scratch state inside the (one, shared) detector object and are not safe to call from
+# two threads at once (found here: rows differed between identical runs): detection holds this lock, while
+# decoding and resizing run in parallel. dlib keeps the GIL while it detects, so little is lost.
+_FACES_LOCK = threading.Lock()
 
 
 class Loaded(NamedTuple):
@@ -198,7 +203,10 @@ def _load_item(path: Path, size: tuple[int, int], detect_faces: bool) -> _Item:
         if detect_faces:
             from gfr.data import faces
 
-            return _Item(path, faces.aligned_crops(decode(path, None), size), None)
+            rgb = decode(path, None)
+            with _FACES_LOCK:
+                crops = faces.aligned_crops(rgb, size)
+            return _Item(path, crops, None)
         return _Item(path, [decode(path, size)], None)
     except GfrError as exc:
         text = str(exc)
@@ -207,11 +215,24 @@ def _load_item(path: Path, size: tuple[int, int], detect_faces: bool) -> _Item:
         return _Item(path, [], f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
 
 
+def padded_size(n: int, batch_size: int) -> int:
+    """The batch size a chunk of `n` crops runs at: the next power of two, at most `batch_size`.
+
+    Few distinct shapes reach the model (a new one costs a retrace of its graph, seconds for ResNet50), while
+    a stream's last short batch or a --detect-faces batch with any number of faces pads little.
+    """
+    return min(batch_size, 1 << max(0, n - 1).bit_length())
+
+
 def _forward(loaded: Loaded, crops: list, batch_size: int) -> np.ndarray:
     out = []
     for start in range(0, len(crops), batch_size):
         batch = np.stack(crops[start:start + batch_size])
-        out.append(np.asarray(loaded.model.predict_on_batch(backbones.preprocess(loaded.backbone, batch))).ravel())
+        n = len(batch)
+        if padded_size(n, batch_size) > n:  # zero images fill the batch; their outputs are dropped
+            batch = np.concatenate([batch, np.zeros((padded_size(n, batch_size) - n, *batch.shape[1:]), batch.dtype)])
+        p = np.asarray(loaded.model.predict_on_batch(backbones.preprocess(loaded.backbone, batch))).ravel()
+        out.append(p[:n])
     return np.concatenate(out) if out else np.empty(0)
 
 
