@@ -305,7 +305,13 @@ def csv_rows(target: str | os.PathLike | None):
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n", extrasaction="ignore")
             writer.writeheader()
-            yield writer.writerow
+            handle.flush()
+
+            def write(row: dict) -> None:
+                writer.writerow(row)
+                handle.flush()  # on disk (in the temporary file) as it comes, not when a buffer fills
+
+            yield write
 
 
 def write_csv(rows: Iterable[dict], path: str | os.PathLike) -> None:
