@@ -81,13 +81,8 @@ def _rebuild_hint(run_dir: Path) -> str:
     return f"; rebuild it with `make reports/runs/{name}.ipynb {DATA_HINT}`"
 
 
-def load_model(run_dir: str | os.PathLike, weights: str | None = None) -> Loaded:
-    """(model, backbone, record) of a saved run; refuses weights whose hash differs from the manifest's.
-
-    Whatever is missing (the run folder, its fine-tuned weights, the backbone's ImageNet weights) is said in
-    one line with the command that rebuilds it.
-    """
-    run_dir = Path(run_dir)
+def read_record(run_dir: Path) -> dict:
+    """A saved run's manifest, if the run finished ('ok'); else one line with the command that rebuilds it."""
     try:
         record = artefacts.load_record(run_dir)
     except GfrError as exc:
@@ -95,6 +90,17 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None) -> Loaded
     if record.get("status") != "ok":
         raise GfrError(f"{run_dir}: run status is {record.get('status')!r}, not 'ok' ({record.get('reason', '')})"
                        f"{_rebuild_hint(run_dir)}")
+    return record
+
+
+def load_model(run_dir: str | os.PathLike, weights: str | None = None) -> Loaded:
+    """(model, backbone, record) of a saved run; refuses weights whose hash differs from the manifest's.
+
+    Whatever is missing (the run folder, its fine-tuned weights, the backbone's ImageNet weights) is said in
+    one line with the command that rebuilds it.
+    """
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
     backbone = backbones.get(record["backbone"])
     finetuned = artefacts.inside(run_dir, record["finetuned_file"]) if record.get("finetuned_file") else None
     if finetuned is not None and not finetuned.is_file():  # before the ImageNet weights: the larger gap first
@@ -329,6 +335,7 @@ def run_command(run, images: list[str], weights: str | None = None, csv_path: st
     if batch_size < 1:
         raise GfrError(f"--batch-size must be >= 1, not {batch_size}")
     run_dir = resolve_run(run)
+    read_record(run_dir)  # the run first (cheap), then the inputs, then the model (seconds)
     inputs = check_inputs(images)
     if detect_faces:
         _check_detector()
