@@ -20,7 +20,7 @@ RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report verify docs clean-runs \
-        bench bench-sweep bench-backends bench-inference bench-scale bench-ray gpu-check
+        bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -152,6 +152,10 @@ bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of 
 
 bench-ray: ## Ray (needs `.[ray]`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
 	$(PY) benchmarks/bench_ray.py
+
+bench-predict: ## gfr predict (long, not in `bench`): peak memory over N vs 4N images, img/s vs the peer (needs .[peers], in-the-wild-dev)
+	$(PY) benchmarks/bench_predict.py
+	$(PY) -m gfr docs
 
 gpu-check: ## on a CUDA machine after `make setup GPU=1`: every run on synthetic data + the inference benchmark (JAX)
 	KERAS_BACKEND=jax $(PY) benchmarks/gpu_check.py

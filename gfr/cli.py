@@ -67,11 +67,9 @@ def cmd_run(args) -> int:
 def cmd_predict(args) -> int:
     from gfr import predict
 
-    rows = predict.predict_paths(args.run, args.images, weights=args.weights, detect_faces=args.detect_faces)
-    predict.print_rows(rows)
-    if args.csv:
-        predict.write_csv(rows, args.csv)
-    return 0
+    return predict.run_command(args.run, args.images, weights=args.weights, csv_path=args.csv,
+                               detect_faces=args.detect_faces, batch_size=args.batch_size, workers=args.workers,
+                               quiet=args.quiet)
 
 
 def cmd_synth(args) -> int:
@@ -263,12 +261,26 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
     r.set_defaults(func=cmd_run)
 
-    q = sub.add_parser("predict", help="print P(male) and the label for images with a trained run")
-    q.add_argument("--run", required=True, help="a run folder, e.g. reports/runs/ResNet50-it3")
-    q.add_argument("images", nargs="+", help="image files or folders")
+    q = sub.add_parser("predict", help="print P(male) and the label for images with a trained run (streaming)",
+                       description="Stream predictions: images are decoded in batches a few ahead in threads, rows are "
+                                   "printed (and written to --csv) as they come, memory stays bounded whatever the "
+                                   "number of images. Folders are walked recursively (hidden entries left out). An "
+                                   "unreadable image gives a row labelled 'error' and the job goes on; the exit status "
+                                   "is then 1 (2 for a mistake that stops it before any image).")
+    q.add_argument("--run", default="chosen",
+                   help="a run folder, e.g. reports/runs/ResNet50-it3, or 'chosen': the run marked chosen in "
+                        "reports/results.csv (default: %(default)s)")
+    q.add_argument("images", nargs="+", help="image files or folders (recursively)")
     q.add_argument("--weights", help="backbone weights (default: as the run's manifest says, hash-checked)")
-    q.add_argument("--csv", help="also write the predictions to this CSV file")
-    q.add_argument("--detect-faces", action="store_true", help="find faces first (for photos that are not CelebA crops)")
+    q.add_argument("--csv", help="also write the rows to this CSV file (path, face, p_male, label, error); written "
+                                 "as they come to a temporary file renamed onto it at the end")
+    q.add_argument("--detect-faces", action="store_true",
+                   help="find faces first (for photos that are not CelebA crops; needs dlib: pip install -e .[peers]): "
+                        "a row per face, or one row 'no face found' without a prediction")
+    q.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
+    q.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")
+    q.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress meter (it shows on stderr only when stderr is a terminal)")
     q.set_defaults(func=cmd_predict)
 
     y = sub.add_parser("synth", help="write a synthetic dataset in CelebA layout (for tests and benchmarks)")

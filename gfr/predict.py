@@ -1,107 +1,365 @@
-"""Predict P(male) for image files with a saved run: rebuild backbone + head, hash-checked."""
+"""Predict P(male) for image files with a saved run, streaming: bounded memory, rows as they come, hash-checked.
+
+One code path for a file, a few files and a folder of any size: the image paths are walked lazily, images
+are decoded (and, with --detect-faces, faces found and cropped) in loader threads a few batches ahead
+(gfr.data.images.map_batches), each batch goes through the model, and its rows are yielded, printed and
+written before the next batch is read. Memory is bounded by (prefetch + 2) batches, whatever the number of
+images. An image that cannot be read gives a row with label "error" (and the reason) and the job goes on.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import functools
 import os
+import re
+import sys
+import threading
 from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from gfr import files
-from gfr.data.images import decode
-from gfr.errors import GfrError
+from gfr.data.images import decode, map_batches
+from gfr.errors import GfrError, WeightsUnavailable
 from gfr.models import backbones
 from gfr.models.head import full_model, load_head
+from gfr.paths import REPORTS_DIR, RUNS_DIR
+from gfr.progress import meter as progress_meter
 from gfr.study import artefacts, metrics
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+COLUMNS = ["path", "face", "p_male", "label", "error"]  # the CSV's columns (printed rows show the same)
+NO_FACE = "no face found"  # label of an image in which --detect-faces finds no face (no prediction)
+ERROR = "error"  # label of an image that cannot be read (the reason is in the `error` column)
+CHOSEN = "chosen"  # `--run chosen`: the run marked chosen in reports/results.csv
+RESULTS_CSV = REPORTS_DIR / "results.csv"
+DATA_HINT = "GFR_DATA_DIR=../shared/celeba-5k"
+WEIGHTS_HINT = ("put it in $GFR_WEIGHTS_DIR ({now}), e.g. `../shared/tools/imagenet-weights/REPRODUCE.sh "
+                "~/.cache/gfr/weights && export GFR_WEIGHTS_DIR=~/.cache/gfr/weights` (README, Setup)")
+RUN_NAME = re.compile(r"^[A-Za-z0-9]+-it\d+$")
+# dlib's detectors keep scratch state inside the (one, shared) detector object and are not safe to call from
+# two threads at once (found here: rows differed between identical runs): detection holds this lock, while
+# decoding and resizing run in parallel. dlib keeps the GIL while it detects, so little is lost.
+_FACES_LOCK = threading.Lock()
 
 
-def load_model(run_dir: str | os.PathLike, weights: str | None = None):
-    """(model, backbone, record) of a saved run; refuses weights whose hash differs from the manifest's."""
-    run_dir = Path(run_dir)
-    record = artefacts.load_record(run_dir)
+class Loaded(NamedTuple):
+    """A saved run's model, ready to predict."""
+
+    model: object
+    backbone: backbones.Backbone
+    record: dict
+
+
+def resolve_run(run: str | os.PathLike | None, results_csv: str | os.PathLike = RESULTS_CSV) -> Path:
+    """The run folder: `run` itself, or for "chosen" (the default) the run marked chosen in results.csv."""
+    if run is not None and str(run) != CHOSEN:
+        return Path(run)
+    results_csv = Path(results_csv)
+    if not results_csv.is_file():
+        raise GfrError(f"--run chosen: {results_csv} not found; name a run folder (--run reports/runs/<run>) "
+                       f"or rebuild the results with `make results`")
+    import pandas as pd
+
+    table = pd.read_csv(results_csv)
+    if "chosen" not in table.columns:
+        raise GfrError(f"--run chosen: {results_csv} has no column 'chosen'; rebuild it with `make results`")
+    chosen = table[table.chosen.astype(str).str.lower() == "true"].run.tolist()
+    if len(chosen) != 1:
+        raise GfrError(f"--run chosen: {results_csv} marks {len(chosen)} runs chosen, not one; name a run folder")
+    return RUNS_DIR / chosen[0]
+
+
+def _rebuild_hint(run_dir: Path) -> str:
+    """The make command that rebuilds a registry run's folder (its executed notebook), or ''."""
+    name = Path(run_dir).name
+    if not RUN_NAME.match(name):
+        return ""
+    return f"; rebuild it with `make reports/runs/{name}.ipynb {DATA_HINT}`"
+
+
+def read_record(run_dir: Path) -> dict:
+    """A saved run's manifest, if the run finished ('ok'); else one line with the command that rebuilds it."""
+    try:
+        record = artefacts.load_record(run_dir)
+    except GfrError as exc:
+        raise GfrError(f"{exc}{_rebuild_hint(run_dir)}") from None
     if record.get("status") != "ok":
-        raise GfrError(f"{run_dir}: run status is {record.get('status')!r}, not 'ok' ({record.get('reason', '')})")
+        raise GfrError(f"{run_dir}: run status is {record.get('status')!r}, not 'ok' ({record.get('reason', '')})"
+                       f"{_rebuild_hint(run_dir)}")
+    return record
+
+
+def load_model(run_dir: str | os.PathLike, weights: str | None = None) -> Loaded:
+    """(model, backbone, record) of a saved run; refuses weights whose hash differs from the manifest's.
+
+    Whatever is missing (the run folder, its fine-tuned weights, the backbone's ImageNet weights) is said in
+    one line with the command that rebuilds it.
+    """
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
     backbone = backbones.get(record["backbone"])
+    finetuned = artefacts.inside(run_dir, record["finetuned_file"]) if record.get("finetuned_file") else None
+    if finetuned is not None and not finetuned.is_file():  # before the ImageNet weights: the larger gap first
+        raise GfrError(f"{finetuned}: the fine-tuned weights are not here (about 60 MB, not committed); "
+                       f"rebuild them with `make finetune {DATA_HINT}` (needs the ImageNet weights too)")
     if weights is None and record.get("weights_file") and Path(record["weights_file"]).is_file():
         weights = record["weights_file"]
-    resolved = backbones.resolve_weights(backbone, weights or ("none" if record["weights_sha256"] == "random" else "imagenet"))
+    spec = weights or ("none" if record["weights_sha256"] == "random" else "imagenet")
+    try:
+        resolved = backbones.resolve_weights(backbone, spec)
+    except WeightsUnavailable:
+        now = os.environ.get(backbones.WEIGHTS_ENV) or "unset"
+        raise GfrError(f"{run_dir} needs {backbone.name}'s ImageNet weights {backbone.weights_file}, not found: "
+                       + WEIGHTS_HINT.format(now=now)) from None
     if resolved.sha256 != record["weights_sha256"]:
         raise GfrError(
             f"weights {resolved.path or 'random'} (sha256 {resolved.sha256[:12]}) differ from the run's "
             f"{record['weights_sha256'][:12]} recorded in {run_dir / artefacts.MANIFEST}"
         )
     head = load_head(artefacts.inside(run_dir, record["head_file"]), record["feature_dim"], record["head_units"], record["head_sha256"])
-    if record.get("finetuned_file"):
-        from gfr.models import finetune
+    try:
+        if finetuned is not None:
+            from gfr.models import finetune
 
-        weights_file = artefacts.inside(run_dir, record["finetuned_file"])
-        if not weights_file.is_file():
-            raise GfrError(f"{weights_file}: the fine-tuned weights are not here (about 60 MB, not committed); "
-                           f"rebuild them with `make finetune` (needs GFR_DATA_DIR and the ImageNet weights)")
-        return finetune.load_finetuned(backbone, record, resolved, weights_file), backbone, record
-    extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved,
-                                          record["params"]["seed"])
-    return full_model(extractor, head), backbone, record
+            return Loaded(finetune.load_finetuned(backbone, record, resolved, finetuned), backbone, record)
+        extractor = backbones.build_extractor(backbone, tuple(record["input_size"]), record["native_input"], resolved,
+                                              record["params"]["seed"])
+        return Loaded(full_model(extractor, head), backbone, record)
+    except GfrError:
+        raise
+    except Exception as exc:  # h5py, Keras: a damaged or mismatched file; one line, not a traceback
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise GfrError(f"{run_dir}: cannot rebuild the model ({type(exc).__name__}: {first}){_rebuild_hint(run_dir)}") from None
 
 
-def expand(inputs: list[str]) -> list[Path]:
-    """Image files from files and folders (a folder's images in name order)."""
+# ---- inputs ----------------------------------------------------------------------------------------------
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def walk_folder(folder: Path) -> Iterator[Path]:
+    """A folder's images, recursively (hidden files and folders left out), lazily: a folder's own files in
+    name order, then its subfolders in name order. Symbolic links to folders are not followed."""
+    for root, dirs, names in os.walk(folder, onerror=_raise_walk_error):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if _is_image(name):
+                yield Path(root) / name
+
+
+def _raise_walk_error(exc: OSError):
+    raise GfrError(f"{exc.filename}: cannot list the folder ({exc.strerror})")
+
+
+def check_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """The inputs as paths, after checking each exists (and each folder holds an image), before any work."""
     out = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise GfrError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        else:
+            if next(walk_folder(path), None) is None:
+                raise GfrError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+                               f"not even in its subfolders")
+        elif not path.is_file():
             raise GfrError(f"{path}: no such file or folder")
+        out.append(path)
+    if not out:
+        raise GfrError("no images given")
     return out
 
 
-def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect_faces: bool = False, batch_size: int = 32) -> list[dict]:
-    """One row per image (or per detected face): path, face, P(male), label."""
-    model, backbone, record = load_model(run_dir, weights)
-    size = tuple(record["input_size"])
-    crops, rows = [], []
-    for path in expand(inputs):
+def iter_images(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Image files from files (taken as given, whatever their suffix) and folders (walked recursively), lazily."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            yield from walk_folder(path)
+        else:
+            yield path
+
+
+def count_images(inputs: Iterable[str | os.PathLike]) -> int:
+    """How many images iter_images yields (a walk of the folders; nothing is kept)."""
+    return sum(1 for _ in iter_images(inputs))
+
+
+def expand(inputs: list[str]) -> list[Path]:
+    """Image files from files and folders, as a list (checked first; folders recursively)."""
+    return list(iter_images(check_inputs(inputs)))
+
+
+# ---- streaming prediction --------------------------------------------------------------------------------
+
+
+class _Item(NamedTuple):
+    path: Path
+    crops: list
+    error: str | None
+
+
+def _load_item(path: Path, size: tuple[int, int], detect_faces: bool) -> _Item:
+    """In a loader thread: decode one image and cut its face crops (or resize it whole); errors as values."""
+    try:
         if detect_faces:
             from gfr.data import faces
 
-            found = faces.aligned_crops(decode(path, None), size)
-            if not found:
-                rows.append({"path": str(path), "face": None, "p_male": None, "label": "no face found"})
-            for k, crop in enumerate(found):
-                rows.append({"path": str(path), "face": k})
-                crops.append(crop)
-        else:
-            rows.append({"path": str(path), "face": None})
-            crops.append(decode(path, size))
-    probs = []
+            rgb = decode(path, None)
+            with _FACES_LOCK:
+                crops = faces.aligned_crops(rgb, size)
+            return _Item(path, crops, None)
+        return _Item(path, [decode(path, size)], None)
+    except GfrError as exc:
+        text = str(exc)
+        return _Item(path, [], text[len(f"{path}: "):] if text.startswith(f"{path}: ") else text)
+    except Exception as exc:  # a detector or resize failure on odd pixels: this image only
+        return _Item(path, [], f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+
+
+def padded_size(n: int, batch_size: int) -> int:
+    """The batch size a chunk of `n` crops runs at: the next power of two, at most `batch_size`.
+
+    Few distinct shapes reach the model (a new one costs a retrace of its graph, seconds for ResNet50), while
+    a stream's last short batch or a --detect-faces batch with any number of faces pads little.
+    """
+    return min(batch_size, 1 << max(0, n - 1).bit_length())
+
+
+def _forward(loaded: Loaded, crops: list, batch_size: int) -> np.ndarray:
+    out = []
     for start in range(0, len(crops), batch_size):
         batch = np.stack(crops[start:start + batch_size])
-        probs.append(np.asarray(model.predict_on_batch(backbones.preprocess(backbone, batch))).ravel())
-    probs = iter(np.concatenate(probs)) if probs else iter(())
-    for row in rows:
-        if "p_male" not in row:
-            row["p_male"] = float(next(probs))
-            row["label"] = "male" if metrics.predicted_male(row["p_male"])[0] else "female"
-    return rows
+        n = len(batch)
+        if padded_size(n, batch_size) > n:  # zero images fill the batch; their outputs are dropped
+            batch = np.concatenate([batch, np.zeros((padded_size(n, batch_size) - n, *batch.shape[1:]), batch.dtype)])
+        p = np.asarray(loaded.model.predict_on_batch(backbones.preprocess(loaded.backbone, batch))).ravel()
+        out.append(p[:n])
+    return np.concatenate(out) if out else np.empty(0)
 
 
-def print_rows(rows: list[dict]) -> None:
+def stream(loaded: Loaded, inputs: Iterable[str | os.PathLike], detect_faces: bool = False, batch_size: int = 32,
+           workers: int | None = None, prefetch: int = 2, meter=None) -> Iterator[dict]:
+    """Rows (path, face, p_male, label, error) in input order, one batch of images at a time.
+
+    Without `detect_faces`: one row per image, the whole image resized to the run's input size. With it: one
+    row per face found (face 0 the largest), or one row labelled "no face found" with no prediction. An
+    unreadable image: one row labelled "error" with the reason. `meter` (if given) is updated per image.
+    """
+    size = tuple(loaded.record["input_size"])
+    load = functools.partial(_load_item, size=size, detect_faces=detect_faces)
+    for items in map_batches(iter_images(inputs), load, batch_size, workers=workers, prefetch=prefetch):
+        probs = iter(_forward(loaded, [crop for item in items for crop in item.crops], batch_size))
+        for item in items:
+            path = str(item.path)
+            if item.error is not None:
+                yield {"path": path, "face": None, "p_male": None, "label": ERROR, "error": item.error}
+            elif not item.crops:
+                yield {"path": path, "face": None, "p_male": None, "label": NO_FACE, "error": None}
+            for k in range(len(item.crops)):
+                p = float(next(probs))
+                yield {"path": path, "face": k if detect_faces else None, "p_male": p,
+                       "label": "male" if metrics.predicted_male(p)[0] else "female", "error": None}
+            if meter is not None:
+                meter.update(1)
+
+
+def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect_faces: bool = False,
+                  batch_size: int = 32) -> list[dict]:
+    """All rows of `stream` as a list (for small inputs and tests; the CLI streams)."""
+    inputs = check_inputs(inputs)
+    if detect_faces:
+        _check_detector()
+    return list(stream(load_model(run_dir, weights), inputs, detect_faces, batch_size))
+
+
+def _check_detector() -> None:
+    from gfr.data import faces
+
+    faces.detector()  # one line naming the install command when dlib is absent, before the model loads
+
+
+# ---- output ----------------------------------------------------------------------------------------------
+
+
+def format_row(row: dict) -> str:
+    """One printed line: `path[ face k]: P(male)=0.987  male`, or the label (and reason) without a prediction."""
+    face = "" if row["face"] is None else f" face {row['face']}"
+    p = "" if row["p_male"] is None else f"P(male)={row['p_male']:.3f}  "
+    why = f" ({row['error']})" if row.get("error") else ""
+    return f"{row['path']}{face}: {p}{row['label']}{why}"
+
+
+def print_rows(rows: Iterable[dict]) -> None:
     """Print a prediction table."""
     for row in rows:
-        face = "" if row["face"] is None else f" face {row['face']}"
-        p = "" if row["p_male"] is None else f"P(male)={row['p_male']:.3f}  "
-        print(f"{row['path']}{face}: {p}{row['label']}")
+        print(format_row(row))
 
 
-def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+@contextlib.contextmanager
+def csv_rows(target: str | os.PathLike | None):
+    """Yield a function writing one row to the CSV `target` as rows come: a temporary file beside it, fsync'd
+    and renamed onto it when the block ends without error (else removed: nothing half-written). None: no CSV."""
+    if target is None:
+        yield lambda row: None
+        return
+    with files.atomic_path(target, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n", extrasaction="ignore")
+            writer.writeheader()
+            handle.flush()
+
+            def write(row: dict) -> None:
+                writer.writerow(row)
+                handle.flush()  # on disk (in the temporary file) as it comes, not when a buffer fills
+
+            yield write
+
+
+def write_csv(rows: Iterable[dict], path: str | os.PathLike) -> None:
     """Write predictions to CSV atomically."""
-    files.write_csv(path, pd.DataFrame(rows, columns=["path", "face", "p_male", "label"]))
+    with csv_rows(path) as write:
+        for row in rows:
+            write(row)
+
+
+def run_command(run, images: list[str], weights: str | None = None, csv_path: str | None = None,
+                detect_faces: bool = False, batch_size: int = 32, workers: int | None = None,
+                quiet: bool = False, out=None) -> int:
+    """`gfr predict`: stream rows to stdout and the CSV; exit status 0, or 1 when some images were unreadable."""
+    out = out or sys.stdout
+    if batch_size < 1:
+        raise GfrError(f"--batch-size must be >= 1, not {batch_size}")
+    run_dir = resolve_run(run)
+    read_record(run_dir)  # the run first (cheap), then the inputs, then the model (seconds)
+    inputs = check_inputs(images)
+    if detect_faces:
+        _check_detector()
+    loaded = load_model(run_dir, weights)
+    show = not quiet and sys.stderr.isatty()
+    meter = progress_meter(count_images(inputs) if show else 0, f"predicting ({run_dir.name})", enabled=show)
+    errors, first_error = 0, None
+    try:
+        with csv_rows(csv_path) as write:
+            for row in stream(loaded, inputs, detect_faces, batch_size, workers=workers, meter=meter):
+                line = format_row(row)
+                if show:
+                    meter.write(line, file=out)
+                else:
+                    print(line, file=out)
+                write(row)
+                if row["label"] == ERROR:
+                    errors += 1
+                    first_error = first_error or f"{row['path']}: {row['error']}"
+    finally:
+        meter.close()
+    if errors:
+        print(f"gfr: warning: {errors} image(s) could not be read (rows labelled {ERROR!r}), "
+              f"the first: {first_error}", file=sys.stderr)
+        return 1
+    return 0
+

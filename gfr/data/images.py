@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -89,3 +90,37 @@ def iter_batches(
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
+
+
+def map_batches(
+    items: Iterable,
+    fn: Callable,
+    batch_size: int,
+    workers: int | None = None,
+    prefetch: int = 2,
+) -> Iterator[list]:
+    """Yield [fn(item) for item in batch] for consecutive batches of `items` (any iterable, read lazily), in order.
+
+    `fn` runs in `workers` threads; up to `prefetch` later batches are worked on meanwhile, so memory is
+    bounded by (prefetch + 1) batches of results, whatever the number of items. An exception from `fn`
+    propagates when its batch is reached (catch it inside `fn` to keep going).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    workers = workers or min(8, (os.cpu_count() or 2))
+    items = iter(items)
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as feeder:
+        pending = []
+        try:
+            while True:
+                batch = list(itertools.islice(items, batch_size))
+                if not batch:
+                    break
+                pending.append(feeder.submit(lambda b: list(pool.map(fn, b)), batch))
+                if len(pending) > prefetch:
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+        finally:  # a consumer that stops early (or an error) leaves no queued work behind
+            for future in pending:
+                future.cancel()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gfr.report.tables import DASH
 
-ORDER = ("sweep", "backends", "inference", "scale", "numerics")
+ORDER = ("sweep", "backends", "inference", "scale", "numerics", "predict")
 
 
 # ---- reading -------------------------------------------------------------------------------------------------
@@ -397,8 +397,47 @@ def numerics_block(records) -> str:
     return "\n".join(parts).rstrip()
 
 
+def predict_block(records) -> str:
+    found = _of(records, "predict")
+    if not found:
+        return _missing("predict")
+    parts = []
+    for name, d in found:
+        c, m, t = d.get("config") or {}, d.get("memory") or {}, d.get("throughput") or {}
+        parts += [source(name, d), ""]
+        if m:
+            sizes = m.get("sizes") or {}
+            parts += [f"Peak memory: `gfr predict --run {text(c.get('run'))} --quiet --csv OUT FOLDER` in a fresh process "
+                      f"over {text(sizes.get('N'))} and {text(sizes.get('4N'))} images ({text(m.get('data'))}), batch "
+                      f"{text(c.get('batch_size'))}, order {text(m.get('order'))}.", ""]
+            rows = [[str(i), text(r.get("size")), text(r.get("images")), text(r.get("rows")),
+                     num(r.get("VmHWM_mib"), ".0f", " MiB"), num(r.get("wall_s"), ".1f", " s")]
+                    for i, r in enumerate(m.get("runs") or [], 1)]
+            parts.append(table(["process", "size", "images", "CSV rows", "peak RSS (VmHWM)", "wall time"], rows))
+            parts += ["", f"- Peak 4N / N of each repeat: {runs(d.get('ratio_per_repeat'), '.3f')}.", ""]
+        if t:
+            ips = t.get("images_per_s") or {}
+            per_repeat = t.get("ratio_per_repeat") or {}
+            parts += [f"Throughput on the same CPU, in one process (models loaded once, a warm-up first): {text(t.get('images'))} "
+                      f"photos ({text(t.get('data'))}), {text(c.get('repeats'))} repeats, sides in rotating order; peer "
+                      + ", ".join(f"{k} {text(v)}" for k, v in sorted((t.get("peer") or {}).items())) + ".", ""]
+            rows = []
+            for side, v in ips.items():
+                v = v if isinstance(v, dict) else {}
+                rel = per_repeat.get(f"{side} / peer")
+                rows.append([text(side), num(v.get("median"), ".1f"), spread([v.get("min"), v.get("max")], ".1f"),
+                             runs(v.get("runs"), ".1f"), runs(rel, ".3f") if rel else DASH])
+            parts.append(table(["side", "img/s (median)", "min–max", "every repeat", "/ peer, every repeat"], rows))
+            parts.append("")
+        parts.extend(_ratio_lines(d))
+        parts.append(f"- Load average (1 min) at start {num(get(d, 'load_average_at_start', 0), '.1f')}, at end "
+                     f"{num(get(d, 'load_average_at_end', 0), '.1f')} on {text(get(d, 'hardware', 'cores'))} cores.")
+        parts.append("")
+    return "\n".join(parts).rstrip()
+
+
 _BLOCKS = {"results": results_block, "runs": runs_block, "sweep": sweep_block, "backends": backends_block,
-           "inference": inference_block, "scale": scale_block, "numerics": numerics_block}
+           "inference": inference_block, "scale": scale_block, "numerics": numerics_block, "predict": predict_block}
 BLOCKS = tuple(_BLOCKS)  # the block names of benchmarks/README.md, in the document's order
 
 
