@@ -60,7 +60,8 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
     results = pd.read_csv(reports_dir / "results.csv")
     peer = reports_dir / "peer" / "summary.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
-            "performance": benchmark_tables.performance_block(bench_dir)}
+            "performance": benchmark_tables.performance_block(bench_dir),
+            "scaling": benchmark_tables.scaling_block(bench_dir)}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
