@@ -7,14 +7,19 @@ address), and a joining node, which Ray would otherwise give this machine's "rea
 through a launcher that keeps 127.0.0.1. Workers run at the priority of the command that started the node
 (RAY_worker_niceness=0, not Ray's default nice 15), as the serial path they are compared with does, and Ray's
 token authentication is off (loopback only; with it on, nodes did not start within Ray's 15 s agent window
-on this loaded machine). `stop()`
-ends them with `ray stop` (every Ray process of this user on this machine).
+on this loaded machine). Every node keeps its sockets, logs and "current cluster" file in the cluster's own
+temporary folder (`--temp-dir`), not in /tmp/ray, so a plain `ray.init()` elsewhere on this machine does not
+join this cluster. `stop()` ends this cluster's processes only, by pid (the processes naming its folder or
+its port, and their children), never with `ray stop`, which would end every Ray of this user.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -32,12 +37,15 @@ class LocalCluster:
     def __init__(self, nodes: int = 2, cpus_per_node: int = 1, port: int = 6390):
         self.nodes, self.cpus_per_node, self.port = nodes, cpus_per_node, port
         self.address = f"127.0.0.1:{port}"
+        self.temp_dir = Path(tempfile.gettempdir()) / f"gfr-ray-{port}"
 
     def env(self) -> dict:
         """The environment of a client (driver) of this cluster, e.g. `gfr sweep --engine ray`."""
         return {**os.environ, "RAY_ADDRESS": self.address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO),
-                "RAY_USAGE_STATS_ENABLED": "0"}
+                "RAY_USAGE_STATS_ENABLED": "0",
+                # a node waits this long for its raylet to register (Ray's default, 10 s, is too short on a loaded machine)
+                "RAY_raylet_start_wait_time_s": "120"}
 
     def _ray(self, args: list[str], env: dict, join: bool = False) -> None:
         command = [sys.executable, "-c", JOIN_LAUNCHER, *args] if join else [*RAY, *args]
@@ -49,13 +57,16 @@ class LocalCluster:
         """Start the head, then the other nodes; wait until all are alive. A raylet gives its agent processes 15 s
         to start (ray-project/ray#65983), which a loaded machine can exceed: a failed start is stopped and tried
         again, `attempts` times in all."""
-        common = ["--num-cpus", str(self.cpus_per_node), "--num-gpus", "0", "--disable-usage-stats"]
+        common = ["--num-cpus", str(self.cpus_per_node), "--num-gpus", "0", "--disable-usage-stats",
+                  f"--temp-dir={self.temp_dir}"]
         head_env = self.env()
         head_env.pop("RAY_ADDRESS")
         join_env = {**head_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # `ray start --address` refuses 0
         for attempt in range(1, attempts + 1):
             try:
+                # the head's fixed-port servers (Ray client, dashboard API) get ports of their own per cluster
                 self._ray(["start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+                           f"--ray-client-server-port={self.port + 1}", f"--dashboard-port={self.port + 2}",
                            "--include-dashboard=false", *common], head_env)
                 for node in range(1, self.nodes):
                     self._ray(["start", f"--address={self.address}", "--node-ip-address=127.0.0.1", *common], join_env,
@@ -84,9 +95,28 @@ class LocalCluster:
                 raise RuntimeError(f"the Ray cluster at {self.address} did not reach {self.nodes} nodes")
             time.sleep(2)
 
-    def stop(self) -> None:
-        """Stop every Ray process (`ray stop --force`)."""
-        subprocess.run([*RAY, "stop", "--force"], env=self.env(), capture_output=True, timeout=120)
+    def pids(self) -> list[int]:
+        """This cluster's processes: those naming its temporary folder or its port, and all their descendants."""
+        marks = (str(self.temp_dir), f"127.0.0.1:{self.port}", f"--gcs_server_port={self.port}")
+        table = _processes()
+        own = {pid for pid, (_, cmdline) in table.items() if any(m in cmdline for m in marks)} - {os.getpid()}
+        while True:
+            children = {pid for pid, (ppid, _) in table.items() if ppid in own} - own - {os.getpid()}
+            if not children:
+                return sorted(own)
+            own |= children
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """Kill this cluster's processes (SIGKILL, by pid), wait until they are gone, delete its temporary folder."""
+        deadline = time.time() + timeout_s
+        while (pids := self.pids()) and time.time() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":
         return self.start()
@@ -95,16 +125,21 @@ class LocalCluster:
         self.stop()
 
 
-def worker_pids(task_name: str) -> list[int]:
-    """Process ids of Ray workers now running a task of function `task_name` (their title is ray::<name>)."""
-    pids = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, command line)} of every process now running (from /proc)."""
+    table = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if cmdline.startswith(f"ray::{task_name}"):
-            pids.append(int(proc.name))
-    return sorted(pids)
+        table[int(proc.name)] = (ppid, cmdline)
+    return table
+
+
+def worker_pids(task_name: str) -> list[int]:
+    """Process ids of Ray workers now running a task of function `task_name` (their title is ray::<name>)."""
+    return sorted(pid for pid, (_, cmdline) in _processes().items() if cmdline.startswith(f"ray::{task_name}"))

@@ -60,6 +60,29 @@ NUMERICS = record(
                         "median_s": 6.0, "time_ratio_vs_onednn_native": 1.5}},
 )
 
+def _times(*runs_s):
+    return {"runs_s": list(runs_s), "median_s": sorted(runs_s)[len(runs_s) // 2], "min_s": min(runs_s), "max_s": max(runs_s)}
+
+
+RAY = record(
+    "ray",
+    config={"nodes": 2, "cpus_per_node": 1, "address": "127.0.0.1:6390", "repeats": 3, "order": "alternating",
+            "time": "process wall time", "sweep": {"runs": ["ResNet50-it1", "VGG16-it1"], "images": 3000, "data": "synthetic"},
+            "extraction": {"images": 50000, "backbone": "ResNet50", "image_size": [32, 32], "batch_size": 64,
+                           "weights": "none", "data": "synthetic"}},
+    timings={"sweep": {"serial": _times(100.0, 110.0, 120.0), "ray-2": _times(60.0, 50.0, 55.0), "ray-1": _times(105.0, 115.0, 125.0)},
+             "extraction": {"serial": _times(200.0, 210.0, 220.0), "ray-2": _times(100.0, 105.0, 110.0),
+                            "ray-1": _times(210.0, 220.0, 230.0)},
+             "sweep+extraction": {"serial": _times(300.0, 320.0, 340.0), "ray-2": _times(160.0, 155.0, 165.0),
+                                  "ray-1": _times(315.0, 335.0, 355.0)}},
+    identical_to_serial={"sweep": {"ray-2": True, "ray-1": True}, "extraction": {"ray-2": True, "ray-1": False}},
+    serial_outputs_same_every_repeat={"sweep": True, "extraction": True},
+    ratio_per_repeat=[1.05, 335 / 320, 355 / 340], ratio_per_repeat_ray2=[160 / 300, 155 / 320, 165 / 340],
+    kill={"wall_s": 140.0, "identical_to_serial": True, "killed": {"pid": 123, "at_s": 40.0, "shards_done_before": 2}},
+    ratios=[ratio("Ray, 1 worker / serial wall time, sweep + extraction (overhead)", 335 / 320, 1.10, "<=", "PASS"),
+            ratio("Ray, 2 nodes / serial wall time, sweep + extraction", 160 / 320, 1.10, "<=", "PASS")],
+)
+
 
 def write(folder, files):
     folder.mkdir(exist_ok=True)
@@ -119,6 +142,27 @@ def test_backends_scale_and_numerics_blocks(results):
     assert "No result file for inference" in blocks["inference"]
 
 
+def test_ray_block_shows_every_side_identity_and_the_killed_worker(results, tmp_path):
+    assert "No result file for ray" in benchmark_tables.readme_blocks(results)["ray"]
+    folder = write(tmp_path / "with-ray", {"ray-cpu.json": RAY, "ray-cpu-quick.json": {**RAY, "quick": True,
+                                                                                        "ratios": [ratio("quick one", 9.0, 1.1, "<=", "MISS")]}})
+    block = benchmark_tables.readme_blocks(folder)["ray"]
+    assert block == benchmark_tables.scaling_block(folder)  # README.md's Scaling out shows the same figures
+    assert "2 Ray nodes of 1 CPU each on 127.0.0.1:6390" in block and "50000 synthetic images" in block
+    assert "| sweep | serial (one process) | 110.0 s | 100.0 s | 120.0 s | 100.0, 110.0, 120.0 | 1.00x | yes |" in block
+    assert "| extraction | Ray, 2 nodes (2 workers) | 105.0 s | 100.0 s | 110.0 s | 100.0, 105.0, 110.0 | 0.50x | yes |" in block
+    assert "| extraction | Ray, 1 worker (2nd node held) | 220.0 s | 210.0 s | 230.0 s | 210.0, 220.0, 230.0 | 1.05x | no |" in block
+    assert "| both | Ray, 1 worker (2nd node held) | 335.0 s |" in block and "| both | Ray, 2 nodes (2 workers) | 160.0 s |" in block
+    assert "Ray 1 worker / serial: 1.05, 1.05, 1.04; Ray 2 nodes / serial: 0.53, 0.48, 0.49." in block
+    assert "40 s in, after 2 finished shards): the extraction finished in 140.0 s" in block
+    assert "cache file identical to serial: yes" in block and "quick one" not in block
+    assert "**1.05x** (target <= 1.1x): **PASS**" in block
+    performance = benchmark_tables.performance_block(folder)
+    assert "| ray (cpu) | Ray, 1 worker / serial wall time, sweep + extraction (overhead) | 1.05x | 1.04–1.05x | 3 | <= 1.1x |" in performance
+    bare = benchmark_tables.ray_block([("ray-cpu.json", {"benchmark": "ray"})])
+    assert "No killed-worker run" in bare and "| both | Ray, 2 nodes (2 workers) | – | – | – | – | – | – |" in bare
+
+
 def test_missing_fields_render_a_dash(tmp_path):
     """An older result file (no loader, no per-repeat ratios, one repeat) and a bare one render '–', never crash."""
     old = {k: v for k, v in SWEEP.items() if k not in ("ratio_per_repeat", "ratio_spread", "load_average_at_start")}
@@ -143,4 +187,4 @@ def test_no_results_at_all(tmp_path):
     blocks = benchmark_tables.readme_blocks(tmp_path)
     assert blocks["results"].startswith("_No benchmark results._")
     assert benchmark_tables.performance_block(tmp_path) == "_No benchmark results._"
-    assert all(blocks[name].startswith("_No result file") for name in ("sweep", "backends", "inference", "scale", "numerics"))
+    assert all(blocks[name].startswith("_No result file") for name in ("sweep", "backends", "inference", "scale", "numerics", "ray"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gfr.report.tables import DASH
 
-ORDER = ("sweep", "backends", "inference", "scale", "numerics", "predict")
+ORDER = ("sweep", "backends", "inference", "scale", "numerics", "ray", "predict")
 
 
 # ---- reading -------------------------------------------------------------------------------------------------
@@ -398,6 +398,7 @@ def numerics_block(records) -> str:
 
 
 def predict_block(records) -> str:
+    """`gfr predict`: peak memory over N and 4N images, and throughput against the peer on the same photos."""
     found = _of(records, "predict")
     if not found:
         return _missing("predict")
@@ -436,8 +437,61 @@ def predict_block(records) -> str:
     return "\n".join(parts).rstrip()
 
 
+RAY_SIDES = {"serial": "serial (one process)", "ray-2": "Ray, 2 nodes (2 workers)",
+             "ray-1": "Ray, 1 worker (2nd node held)"}
+RAY_WORKLOADS = {"sweep": "sweep", "extraction": "extraction", "sweep+extraction": "both"}
+
+
+def ray_block(records) -> str:
+    """The Ray benchmark: each side's times on each workload, the ratio to serial, identity of outputs, the killed worker."""
+    found = _of(records, "ray")
+    if not found:
+        return _missing("ray")
+    parts = []
+    for name, d in found:
+        c, t = d.get("config") or {}, d.get("timings") or {}
+        sw, ex = c.get("sweep") or {}, c.get("extraction") or {}
+        parts += [source(name, d), "",
+                  f"Cluster: {text(c.get('nodes'))} Ray nodes of {text(c.get('cpus_per_node'))} CPU each on "
+                  f"{text(c.get('address'))} (`ray start --head`, then a node joining it). Sweep: {text(sw.get('runs'))} "
+                  f"on {text(sw.get('images'))} {text(sw.get('data'))} images. Extraction: {text(ex.get('images'))} "
+                  f"{text(ex.get('data'))} images, {text(ex.get('backbone'))}, weights {text(ex.get('weights'))}, "
+                  f"{size(ex.get('image_size'))}, batch {text(ex.get('batch_size'))}. {text(c.get('repeats'))} alternating "
+                  f"repeats ({text(c.get('order'))}); time: {text(c.get('time'))}.", ""]
+        rows = []
+        for workload, label in RAY_WORKLOADS.items():
+            serial = get(t, workload, "serial", "median_s")
+            for side, side_label in RAY_SIDES.items():
+                times = get(t, workload, side) or {}
+                same = get(d, "identical_to_serial", workload, side)
+                if side == "serial":
+                    same = get(d, "serial_outputs_same_every_repeat", workload)
+                rows.append([label, side_label, num(times.get("median_s"), ".1f", " s"),
+                             num(lowest(times.get("runs_s")), ".1f", " s"), num(highest(times.get("runs_s")), ".1f", " s"),
+                             runs(times.get("runs_s")),
+                             num(times.get("median_s") / serial if _number(times.get("median_s")) and _number(serial)
+                                 and serial else None, ".2f", "x"),
+                             text(same) if isinstance(same, bool) else DASH])
+        parts.append(table(["work", "side", "median", "min", "max", "every repeat (s)", "median / serial",
+                            "outputs identical to serial (serial: same every repeat)"], rows))
+        parts.append("")
+        parts.append(f"- Per-repeat ratio, both workloads, Ray 1 worker / serial: {runs(d.get('ratio_per_repeat'), '.2f')}; "
+                     f"Ray 2 nodes / serial: {runs(d.get('ratio_per_repeat_ray2'), '.2f')}.")
+        kill = d.get("kill") or {}
+        killed = kill.get("killed") or {}
+        parts.append(f"- A Ray worker killed mid-extraction (SIGKILL of the process computing a shard, "
+                     f"{num(killed.get('at_s'), '.0f', ' s')} in, after {text(killed.get('shards_done_before'))} finished "
+                     f"shards): the extraction finished in {num(kill.get('wall_s'), '.1f', ' s')} (Ray retried the task); "
+                     f"cache file identical to serial: {text(kill.get('identical_to_serial'))}." if kill else
+                     "- No killed-worker run in this result.")
+        parts.extend(_ratio_lines(d))
+        parts.append("")
+    return "\n".join(parts).rstrip()
+
+
 _BLOCKS = {"results": results_block, "runs": runs_block, "sweep": sweep_block, "backends": backends_block,
-           "inference": inference_block, "scale": scale_block, "numerics": numerics_block, "predict": predict_block}
+           "inference": inference_block, "scale": scale_block, "numerics": numerics_block, "ray": ray_block,
+           "predict": predict_block}
 BLOCKS = tuple(_BLOCKS)  # the block names of benchmarks/README.md, in the document's order
 
 
@@ -445,6 +499,11 @@ def readme_blocks(results_dir: Path) -> dict[str, str]:
     """Every generated block of benchmarks/README.md, by name, from the full-run result files."""
     records = load(results_dir)
     return {name: block(records) for name, block in _BLOCKS.items()}
+
+
+def scaling_block(results_dir: Path) -> str:
+    """README.md's Scaling out figures: the Ray benchmark's block, from the full-run result files."""
+    return ray_block(load(results_dir))
 
 
 def performance_block(results_dir: Path) -> str:

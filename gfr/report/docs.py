@@ -92,7 +92,8 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
     peer = reports_dir / "peer" / "summary.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
             "performance": benchmark_tables.performance_block(bench_dir),
-            "verify": verify_block(reports_dir / "verify.csv")}
+            "verify": verify_block(reports_dir / "verify.csv"),
+            "scaling": benchmark_tables.scaling_block(bench_dir)}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
