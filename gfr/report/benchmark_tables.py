@@ -477,6 +477,11 @@ def ray_block(records) -> str:
         parts.append("")
         parts.append(f"- Per-repeat ratio, both workloads, Ray 1 worker / serial: {runs(d.get('ratio_per_repeat'), '.2f')}; "
                      f"Ray 2 nodes / serial: {runs(d.get('ratio_per_repeat_ray2'), '.2f')}.")
+        loads = [f"{text(r.get('workload'))} {text(r.get('side'))} {num(get(r, 'load_average_at_start', 0), '.1f')}"
+                 for r in d.get("records") or [] if isinstance(r, dict)]
+        parts.append(f"- Load (1-minute average, {text(get(d, 'hardware', 'cores'))} cores) when each side started, in the "
+                     f"order run: {', '.join(loads) or DASH}. Other people's jobs shared the CPU: the ratios are "
+                     "side by side, but a load this high and this changeable makes them rough.")
         kill = d.get("kill") or {}
         killed = kill.get("killed") or {}
         parts.append(f"- A Ray worker killed mid-extraction (SIGKILL of the process computing a shard, "
