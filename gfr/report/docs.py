@@ -56,6 +56,7 @@ def results_block(results: pd.DataFrame, peer_summary: dict | None) -> str:
 def verify_block(table_path: Path) -> str:
     """README's reproducibility record: what the last `make verify` found, from its committed table."""
     from gfr.study import verify
+    from gfr.study.registry import expected_runs
 
     if not table_path.is_file():
         return "`make verify` has not been run on the committed runs yet (no `reports/verify.csv`)."
@@ -64,10 +65,12 @@ def verify_block(table_path: Path) -> str:
     rerun = runs[runs.fresh == "ok"]
     same = table[table.number == "same kind of machine (numerics_id)"]
     machines = ", ".join(sorted(set(table[table.number == "machine"].fresh)))
+    unchecked = [r.name for r in expected_runs() if r.name not in set(runs.run)]
     lines = [f"Last `make verify` ([`reports/verify.csv`](reports/verify.csv)): {len(rerun)} of {len(runs)} runs "
              f"rerun from an empty feature cache on {machines or 'no machine (nothing rerun)'}; "
              f"the same kind of machine as the committed run (`numerics_id`) for "
-             f"{int((same.fresh.astype(str) == 'True').sum())} of {len(same)}.", ""]
+             f"{int((same.fresh.astype(str) == 'True').sum())} of {len(same)}."
+             + (f" Not in this check: {', '.join(unchecked)}." if unchecked else ""), ""]
     summary = verify.summary(table).rename(columns={"within": "within tolerance",
                                                     "largest_abs_deviation": "largest |deviation|"})
     summary["largest |deviation|"] = summary["largest |deviation|"].map(lambda x: "–" if pd.isna(x) else f"{x:.3g}")
