@@ -73,11 +73,9 @@ def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect
         if detect_faces:
             from gfr.data import faces
 
-            found = faces.aligned_crops(decode(path, None), size)
-            if not found:
-                rows.append({"path": str(path), "face": None, "p_male": None, "label": "no face found"})
-            for k, crop in enumerate(found):
-                rows.append({"path": str(path), "face": k})
+            found, detector = faces.crops_or_whole(decode(path, None), size)
+            for k, crop in enumerate(found):  # no face found: the whole image, flagged as face "none"
+                rows.append({"path": str(path), "face": k if detector != "none" else "none"})
                 crops.append(crop)
         else:
             rows.append({"path": str(path), "face": None})
@@ -97,7 +95,7 @@ def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect
 def print_rows(rows: list[dict]) -> None:
     """Print a prediction table."""
     for row in rows:
-        face = "" if row["face"] is None else f" face {row['face']}"
+        face = {None: "", "none": " (no face found: whole image)"}.get(row["face"], f" face {row['face']}")
         p = "" if row["p_male"] is None else f"P(male)={row['p_male']:.3f}  "
         print(f"{row['path']}{face}: {p}{row['label']}")
 
