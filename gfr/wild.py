@@ -168,3 +168,21 @@ def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) 
     if "McNemar p" in table:
         table["McNemar p (Holm)"] = metrics.holm(table["McNemar p"].to_numpy(dtype=float))
     return table
+
+
+SUMMARY = REPORTS_DIR / "wild-summary.json"  # committed: accuracies only (no per-image labels)
+
+
+def write_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike = SUMMARY) -> dict:
+    """Accuracy tables (per source, Wilson CIs, McNemar vs the peer with Holm) of the default framing, and of every
+    framing for the runs measured under several, written atomically as JSON for README's generated block."""
+    predictions = read(out_dir)
+    default = {n: f for n, f in predictions.items() if "__" not in n}
+    framed = {n: f for n, f in predictions.items() if "__" in n or any(k.startswith(n + "__") for k in predictions)}
+    summary = {"default_framing": faces.FRAMINGS[0],
+               "models": accuracy_table(default).to_dict("records") if default else [],
+               "framings": [{**r, "framing": (r["model"].partition("__")[2] or faces.FRAMINGS[0]),
+                             "model": r["model"].partition("__")[0]}
+                            for r in accuracy_table(framed, peer_name="").to_dict("records")] if framed else []}
+    files.write_json(path, summary)
+    return summary
