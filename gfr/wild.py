@@ -46,9 +46,21 @@ def labels(root: Path) -> pd.DataFrame:
     return frame.sort_values("file").reset_index(drop=True)
 
 
+def _faces_key() -> str:
+    """What framing a photo depends on besides the photo: the measured CelebA geometry."""
+    return object_sha256([faces.LANDMARKS, faces.CELEBA_BOX, faces.FRAME_DX, faces.FRAME_DY, faces.FRAME_WIDTH])
+
+
 @functools.lru_cache(maxsize=4)
-def _framed(root: str, framing: str, progress: bool) -> tuple[tuple[np.ndarray, ...], tuple[str, ...]]:
-    """Every image framed once (CelebA size, 218x178) for all runs: the crops of the largest face and its detector."""
+def _framed(root: str, framing: str, progress: bool, out_dir: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Every image framed once (CelebA size, 218x178) for all runs: the crop of the largest face and its detector.
+
+    Kept in `out_dir` (.framed-<framing>.npz, keyed by labels and geometry), so later runs and processes reuse it."""
+    key = f"{file_sha256(Path(root) / LABELS)[:16]}-{_faces_key()[:16]}"
+    cache = Path(out_dir) / f".framed-{framing}-{key}.npz" if out_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            return stored["crops"], tuple(stored["detector"].tolist())
     files_ = labels(Path(root)).file
     crops, found_by = [], []
     meter = progress_meter(len(files_), f"framing ({framing})", enabled=progress)
@@ -58,7 +70,12 @@ def _framed(root: str, framing: str, progress: bool) -> tuple[tuple[np.ndarray, 
         found_by.append(by)
         meter.update(1)
     meter.close()
-    return tuple(crops), tuple(found_by)
+    stacked = np.stack(crops)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with files.atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, crops=stacked, detector=np.array(found_by))
+    return stacked, tuple(found_by)
 
 
 def out_path(out_dir: Path, name: str, framing: str) -> Path:
@@ -88,12 +105,12 @@ def predict_run(run_dir: str | os.PathLike, root: Path, out_dir: Path = OUT_DIR,
     record = artefacts.load_record(run_dir)
     key = {"run": run_dir.name, "head_sha256": record.get("head_sha256"), "weights_sha256": record.get("weights_sha256"),
            "labels_sha256": file_sha256(root / LABELS), "framing": framing,
-           "faces": object_sha256([faces.LANDMARKS, faces.CELEBA_BOX, faces.FRAME_DX, faces.FRAME_DY, faces.FRAME_WIDTH])}
+           "faces": _faces_key()}
     path = out_path(out_dir, run_dir.name, framing)
     if (hit := _cached(path, key)) is not None:
         return hit
     model, backbone, record = load_model(run_dir)
-    crops, found_by = _framed(str(root), framing, progress)
+    crops, found_by = _framed(str(root), framing, progress, str(out_dir))
     size = tuple(record["input_size"])
     probs = []
     for start in range(0, len(crops), batch_size):
