@@ -41,7 +41,7 @@ from gfr.data import split
 from gfr.models import face_descriptor
 from gfr.report import tables
 from gfr.report.notebooks import use_project_root
-from gfr.study import analysis, artefacts, identity, peer, results
+from gfr.study import analysis, artefacts, identity, metrics, peer, results
 
 use_project_root()  # default paths are relative to the project root
 pd.set_option("display.precision", 4)
@@ -94,6 +94,26 @@ if rows:
                                           aggfunc="first"))
     display(pd.DataFrame(rows).pivot_table(index=["run", "framing"], columns="source", values="no face found",
                                           aggfunc="first").rename(columns=lambda c: f"no face: {c}"))
+
+# %% [markdown]
+# Target: `gfr predict --detect-faces` (the default framing) no worse than the whole photo resized, on any
+# source: the same run's two framings on the same photos, McNemar's exact test.
+
+# %%
+check = []
+for (run, framing), frame in framed.items():
+    if framing != "landmarks" or (run, "none") not in framed:
+        continue
+    whole = framed[(run, "none")].set_index("file").loc[frame.file]
+    for source in sorted(frame.source.unique()):
+        mask = (frame.source == source).values
+        a = metrics.is_correct(frame.p_male.values[mask], frame.male.values[mask])
+        b = metrics.is_correct(whole.p_male.values[mask], whole.male.values[mask])
+        check.append({"run": run, "source": source, "--detect-faces": a.mean(), "whole photo": b.mean(),
+                      "difference (pp)": 100 * (a.mean() - b.mean()),
+                      "McNemar p": metrics.mcnemar(a, b)["p_value"]})
+if check:
+    display(pd.DataFrame(check).set_index(["run", "source"]))
 
 # %% [markdown]
 # ### Where the descriptor looks for the face in CelebA's aligned images
