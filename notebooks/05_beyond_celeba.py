@@ -37,6 +37,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from gfr import wild
+from gfr.errors import GfrError
 from gfr.data import split
 from gfr.models import face_descriptor
 from gfr.report import tables
@@ -175,8 +176,8 @@ if chosen is not None:
 # %%
 frame = split.read_manifest(manifest)
 try:
-    people = identity.identities(Path(data_dir) if data_dir else None, frame.image_id)
-except Exception as exc:  # no identity file: say so
+    people = identity.identities(data_dir, frame.image_id)
+except GfrError as exc:  # no identity file: say so
     people = None
     display(Markdown(f"No identities: {exc}"))
 if people is not None:

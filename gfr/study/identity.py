@@ -15,9 +15,10 @@ from gfr.study import artefacts, metrics
 
 def identities(data_root: str | os.PathLike, image_ids) -> np.ndarray:
     """The person id of each image (identity_CelebA.txt); a clear error when the file or an image is missing."""
-    found = celeba.read_identities(data_root)
+    root = celeba.data_dir(data_root)
+    found = celeba.read_identities(root)
     if found is None:
-        raise GfrError(f"{celeba.data_dir(data_root) / celeba.IDENTITY_FILE}: no identity file")
+        raise GfrError(f"{root / celeba.IDENTITY_FILE}: no identity file")
     missing = pd.Index(image_ids).difference(found.index)
     if len(missing):
         raise GfrError(f"{celeba.IDENTITY_FILE}: no identity for {len(missing)} images (e.g. {missing[0]})")
