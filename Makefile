@@ -13,13 +13,16 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GFR_WEIGHTS_DIR ?= $(HOME)/.cache/gfr/weights
 # GFR_DATA_DIR: the CelebA-layout data folder (required for the study), e.g. ../shared/celeba-5k
 export GFR_DATA_DIR
+# GFR_WILD_DIR: labelled faces outside CelebA (images/ + labels.csv; required for the report's "Beyond CelebA"),
+# e.g. ../shared/in-the-wild-dev; never used for training
+export GFR_WILD_DIR
 
 GFR_SRC := $(wildcard gfr/*.py gfr/*/*.py)
 SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer report verify docs clean-runs \
+.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
@@ -58,7 +61,7 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
 
 # ---- the study ---------------------------------------------------------------------------------------
-STUDY_GOALS := report sweep runs finetune results verify reports/%
+STUDY_GOALS := report sweep runs finetune results verify wild reports/%
 ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
 # The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
 # FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
@@ -122,7 +125,20 @@ reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wil
 reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/04_compare.py $@
 
-report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
+# In-the-wild predictions (a cache, not committed: it holds the photos' labels): every finished run and the peer
+# with the default framing; WILD_FRAMING_RUNS also under every framing (the measured choice of framing).
+WILD_FRAMING_RUNS ?= ResNet50-it3 DlibFaceDescriptor-it3
+reports/wild/.done: $(ALL_RUNS) gfr/wild.py gfr/data/faces.py gfr/models/face_descriptor.py gfr/predict.py
+	$(PY) -m gfr wild --runs $(WILD_FRAMING_RUNS) --framings landmarks landmarks-hog box none
+	$(PY) -m gfr wild --peer && touch $@
+
+reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*) \
+  $(wildcard benchmarks/results/face-locate.json)
+	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@
+
+wild: reports/wild/.done ## predictions of every finished run and the peer on $$GFR_WILD_DIR (faces outside CelebA)
+
+report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
 	$(PY) -m gfr report --notebooks reports --out-dir reports
 	$(PY) -m gfr docs
 

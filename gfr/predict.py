@@ -32,7 +32,8 @@ from gfr.study import artefacts, metrics
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 COLUMNS = ["path", "face", "p_male", "label", "error"]  # the CSV's columns (printed rows show the same)
-NO_FACE = "no face found"  # label of an image in which --detect-faces finds no face (no prediction)
+NO_FACE = "no face found"  # label of an image with no face and no crop to predict on
+NO_FACE_FACE = "none"  # the `face` of a row where --detect-faces found no face and the whole image was used
 ERROR = "error"  # label of an image that cannot be read (the reason is in the `error` column)
 CHOSEN = "chosen"  # `--run chosen`: the run marked chosen in reports/results.csv
 RESULTS_CSV = REPORTS_DIR / "results.csv"
@@ -201,6 +202,7 @@ class _Item(NamedTuple):
     path: Path
     crops: list
     error: str | None
+    whole: bool = False  # --detect-faces found no face: the one crop is the whole image
 
 
 def _load_item(path: Path, size: tuple[int, int], detect_faces: bool) -> _Item:
@@ -211,8 +213,8 @@ def _load_item(path: Path, size: tuple[int, int], detect_faces: bool) -> _Item:
 
             rgb = decode(path, None)
             with _FACES_LOCK:
-                crops = faces.aligned_crops(rgb, size)
-            return _Item(path, crops, None)
+                crops, detector = faces.crops_or_whole(rgb, size)
+            return _Item(path, crops, None, whole=detector == "none")
         return _Item(path, [decode(path, size)], None)
     except GfrError as exc:
         text = str(exc)
@@ -247,7 +249,8 @@ def stream(loaded: Loaded, inputs: Iterable[str | os.PathLike], detect_faces: bo
     """Rows (path, face, p_male, label, error) in input order, one batch of images at a time.
 
     Without `detect_faces`: one row per image, the whole image resized to the run's input size. With it: one
-    row per face found (face 0 the largest), or one row labelled "no face found" with no prediction. An
+    row per face found (face 0 the largest), or, when none is found, one row for the whole image resized with
+    face "none" (as gfr wild measures it on in-the-wild-dev). An
     unreadable image: one row labelled "error" with the reason. `meter` (if given) is updated per image.
     """
     size = tuple(loaded.record["input_size"])
@@ -262,7 +265,7 @@ def stream(loaded: Loaded, inputs: Iterable[str | os.PathLike], detect_faces: bo
                 yield {"path": path, "face": None, "p_male": None, "label": NO_FACE, "error": None}
             for k in range(len(item.crops)):
                 p = float(next(probs))
-                yield {"path": path, "face": k if detect_faces else None, "p_male": p,
+                yield {"path": path, "face": NO_FACE_FACE if item.whole else (k if detect_faces else None), "p_male": p,
                        "label": "male" if metrics.predicted_male(p)[0] else "female", "error": None}
             if meter is not None:
                 meter.update(1)
@@ -288,7 +291,7 @@ def _check_detector() -> None:
 
 def format_row(row: dict) -> str:
     """One printed line: `path[ face k]: P(male)=0.987  male`, or the label (and reason) without a prediction."""
-    face = "" if row["face"] is None else f" face {row['face']}"
+    face = {None: "", NO_FACE_FACE: " (no face found: whole image)"}.get(row["face"], f" face {row['face']}")
     p = "" if row["p_male"] is None else f"P(male)={row['p_male']:.3f}  "
     why = f" ({row['error']})" if row.get("error") else ""
     return f"{row['path']}{face}: {p}{row['label']}{why}"

@@ -17,7 +17,8 @@
 # ## Overview
 # A reproduction, and extension, of a study that classified the gender of aligned CelebA faces with
 # frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over three
-# training "iterations", comparing test accuracy and inference time. We add ResNet50, repeat every head over
+# training "iterations", comparing test accuracy and inference time. We add ResNet50 and a face-domain backbone
+# (dlib's face descriptor), measure every model on faces outside CelebA, repeat every head over
 # five seeds, give confidence intervals, and analyse errors, calibration and a peer baseline.
 # Every number below is computed by the code in this repository from the data; nothing is typed in.
 #
@@ -89,6 +90,11 @@ fig = plots.class_balance(frame)
 # augmentation, its pooled output is the same every epoch: gfr computes it once per (backbone, input size,
 # weights hash, split) and trains the heads on the cached features. A test checks that this gives the same
 # predictions as the full frozen model.
+#
+# One face-domain backbone sits beside them: `DlibFaceDescriptor`, dlib's ResNet face descriptor (128-d, trained
+# for identity, CC0; provenance in "Beyond CelebA"). It takes CelebA's images at their own size, finds the 5
+# landmarks inside CelebA's measured face box and describes dlib's 150x150 face chip; the same head trains on its
+# cached 128-d output (iteration 3 only: the iterations that resize the images do not apply to it).
 #
 # Sizes: Keras takes (height, width). The original write-up's "(178, 218)" is width x height; we feed the
 # images in their own orientation, 218 high x 178 wide, with the model input shape left at None x None.

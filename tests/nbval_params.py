@@ -26,6 +26,39 @@ def saved_runs(data, manifest, runs, cache, extra) -> None:
     run.save_skipped(skipped)
 
 
+def wild_predictions(runs, out) -> str:
+    """A tiny in-the-wild folder (synthetic faces of two sources) and the saved runs' (and the peer's) predictions
+    on it, as `gfr wild` writes them; the default framing where dlib's models are installed, else none."""
+    import numpy as np
+    import pandas as pd
+
+    from gfr import files, wild
+    from gfr.data import synthetic
+
+    root = out / "wild-dev"
+    (root / wild.IMAGES).mkdir(parents=True, exist_ok=True)
+    rng, rows = np.random.default_rng(3), []
+    for k in range(12):
+        name, male = f"{'utk' if k % 2 else 'lfw'}_{k}.jpg", int(k % 4 < 2)
+        synthetic.face(bool(male), rng, (80, 70)).save(root / wild.IMAGES / name)
+        rows.append({"file": name, "male": male, "source": "utkface" if k % 2 else "lfw-grayscale"})
+    files.write_csv(root / wild.LABELS, pd.DataFrame(rows))
+    predictions = out / "wild"
+    try:
+        from gfr.data import faces
+
+        faces.model_file(faces.LANDMARKS_FILE)
+        framings = ["landmarks", "none"]
+    except Exception:  # dlib or its models not installed: the whole-image path only
+        framings = ["none"]
+    for name in wild.finished_runs(runs):
+        for framing in framings:
+            wild.predict_run(Path(runs) / name, root, predictions, framing, progress=False)
+    if peer.available()[0]:
+        wild.predict_peer(root, predictions, progress=False)
+    return str(predictions)
+
+
 def peer_summary(data, manifest, out) -> None:
     """The peer baseline on the synthetic test split, where its package is installed (CI installs it)."""
     if peer.available()[0]:
@@ -42,6 +75,7 @@ def prepare(out: Path) -> None:
     saved_runs(data, manifest, runs, str(out / "cache"), common["params_extra"])
     peer_summary(data, manifest, peer)
     files.write_csv(out / "verify.csv", verify.compare(runs, runs))  # a verify table: the saved runs against themselves
+    wild_dir = wild_predictions(runs, out)
     parameters = {
         "01_data": {**common, "data_dir": str(data), "manifest": manifest, "sample_faces": 4},
         "02_train": {**common, "backbone": "ResNet50", "iteration": 1, "data_dir": str(data), "manifest": manifest,
@@ -49,6 +83,9 @@ def prepare(out: Path) -> None:
         "03_evaluate": {"data_dir": str(data), "manifest": manifest, "runs_dir": runs, "peer_dir": peer,
                         "gallery_size": 4},
         "04_compare": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv")},
+        "05_beyond_celeba": {"runs_dir": runs, "peer_dir": peer, "wild_predictions": wild_dir, "data_dir": str(data),
+                             "manifest": manifest, "cache_dir": str(out / "cache"),
+                             "face_locate": str(out / "no-face-locate.json")},
     }
     for name, params in parameters.items():
         notebooks.execute_notebook(ROOT / "notebooks" / f"{name}.py", out / f"{name}.ipynb", params, prepare_only=True,

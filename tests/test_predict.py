@@ -239,9 +239,11 @@ def test_detect_faces_rows(saved_run, images, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 100), (128, 128, 128)).save(blank)
     rows = predict.predict_paths(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True)
-    assert rows[0] == {"path": str(blank), "face": None, "p_male": None, "label": predict.NO_FACE, "error": None}
-    for row in rows[1:]:  # synthetic faces may or may not be found; each row is a face or says none was
-        assert row["path"] == str(images[0]) and (row["label"] == predict.NO_FACE or isinstance(row["face"], int))
+    assert rows[0]["path"] == str(blank) and rows[0]["face"] == predict.NO_FACE_FACE and rows[0]["error"] is None
+    assert 0 <= rows[0]["p_male"] <= 1 and rows[0]["label"] in ("male", "female")  # no face: the whole image
+    assert "(no face found: whole image)" in predict.format_row(rows[0])
+    for row in rows[1:]:  # synthetic faces may or may not be found; each row is a face or the whole image
+        assert row["path"] == str(images[0]) and (row["face"] == predict.NO_FACE_FACE or isinstance(row["face"], int))
 
 
 # ---- what is missing, in one line ----------------------------------------------------------------------------

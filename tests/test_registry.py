@@ -21,8 +21,10 @@ def test_run_names_round_trip_and_order():
 
 def test_expected_runs_come_from_backbones_and_params():
     head_only = [r.name for r in registry.expected_runs(finetune=False)]
-    assert len(head_only) == 12 and head_only[0] == "VGG16-it1" and "InceptionResNetV2-it3" in head_only
-    assert [r.name for r in registry.expected_runs()] == head_only + ["ResNet50-it4"]  # ResNet50 is last
+    assert len(head_only) == 13 and head_only[0] == "VGG16-it1" and "InceptionResNetV2-it3" in head_only
+    # dlib's descriptor takes CelebA's native size only: iteration 3 (input_size null), not the resizing it1/it2
+    assert [n for n in head_only if n.startswith("DlibFaceDescriptor")] == ["DlibFaceDescriptor-it3"]
+    assert [r.name for r in registry.expected_runs()] == head_only[:-1] + ["ResNet50-it4", "DlibFaceDescriptor-it3"]
     assert registry.finetune_iterations() == [4]
 
 
@@ -54,3 +56,10 @@ def test_results_keep_a_finished_run_and_mark_the_rest(saved_run):
     assert by_run.loc["VGG16-it1", "status"] == "ok"
     assert (by_run.drop(index="VGG16-it1").status == results.NOT_RUN).all()
     assert isinstance(frame, pd.DataFrame) and len(frame) == len(registry.expected_runs())
+
+
+def test_the_face_descriptor_has_no_random_weights():
+    from gfr.models import backbones
+
+    with pytest.raises(GfrError, match="DlibFaceDescriptor has no random initialisation"):
+        backbones.resolve_weights(backbones.get("DlibFaceDescriptor"), "none")

@@ -56,7 +56,7 @@ def minimal_notebook(path, text):
 
 
 def test_report_has_a_section_for_every_expected_run(tmp_path):
-    for name in ("01_data", "03_evaluate", "04_compare"):
+    for name in ("01_data", "03_evaluate", "04_compare", "05_beyond_celeba"):
         minimal_notebook(tmp_path / f"{name}.ipynb", f"# {name}")
     (tmp_path / "runs").mkdir()
     first = registry.expected_runs()[0]

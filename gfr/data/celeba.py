@@ -110,6 +110,25 @@ def read_partition(root: str | os.PathLike) -> pd.Series | None:
     return pd.Series(split, name="partition")
 
 
+IDENTITY_FILE = "identity_CelebA.txt"
+
+
+def read_identities(root: str | os.PathLike) -> pd.Series | None:
+    """CelebA's person id of each image (identity_CelebA.txt), or None when the file is absent."""
+    path = Path(root) / IDENTITY_FILE
+    if not path.exists():
+        return None
+    ids = {}
+    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise GfrError(f"{path} line {number}: expected '<image> <identity number>'")
+        ids[parts[0]] = int(parts[1])
+    return pd.Series(ids, name="identity")
+
+
 def image_path(root: str | os.PathLike, image_id: str) -> Path:
     """Where an image of the dataset lies."""
     return Path(root) / IMAGES_DIR / image_id

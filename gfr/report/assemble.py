@@ -16,6 +16,8 @@ One section per backbone and iteration (each is an executed notebook in `reports
 ImageNet weights cannot be had on the machine that built this report is shown as skipped, with the reason.
 Curves: bold lines are the reported head (the first seed), thin lines the other seeds."""
 
+LATER_SECTIONS = ("03_evaluate.ipynb", "04_compare.ipynb", "05_beyond_celeba.ipynb")  # after the runs, in order
+
 PRINT_CSS = """<style>
 @page { size: A4; margin: 10mm; }
 @media print { .jp-Cell { break-inside: avoid; } body { font-size: 11px; }
@@ -74,13 +76,13 @@ def assemble(notebooks_dir: str | os.PathLike):
 
     root = Path(notebooks_dir)
     parts = [root / "01_data.ipynb"]
-    for path in parts + [root / "03_evaluate.ipynb", root / "04_compare.ipynb"]:
+    for path in parts + [root / name for name in LATER_SECTIONS]:
         if not path.is_file():
             raise GfrError(f"executed notebook missing: {path} (run `make report`)")
     report = _clean(nbformat.read(parts[0], as_version=4))
     report.cells.append(nbformat.v4.new_markdown_cell(PERFORMANCE_INTRO))
     report.cells.extend(run_sections(root / "runs"))
-    for name in ("03_evaluate.ipynb", "04_compare.ipynb"):
+    for name in LATER_SECTIONS:
         report.cells.extend(_clean(nbformat.read(root / name, as_version=4)).cells)
     return report
 

@@ -87,16 +87,43 @@ def verify_block(table_path: Path) -> str:
     return "\n".join(lines)
 
 
+def beyond_block(summary: dict | None, results: pd.DataFrame) -> str:
+    """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, and the framings."""
+    if not summary or not summary.get("models"):
+        return "* No in-the-wild predictions yet (`make wild` with GFR_WILD_DIR set)."
+    chosen = results[results.chosen.astype(str).str.lower() == "true"].run.tolist()
+    models = pd.DataFrame(summary["models"])
+    shown = models[models.model.isin(chosen + ["peer"])]
+    cell = lambda r: f"{tables.pct(r.accuracy)} ({tables.pct_range(r.ci_low, r.ci_high)})"  # noqa: E731
+    lines = ["| model | " + " | ".join(f"{s} (n)" for s in shown.source.unique()) + " | McNemar p vs peer, all (Holm) |",
+             "|---|" + "---|" * (shown.source.nunique() + 1)]
+    for model, rows in shown.groupby("model", sort=False):
+        cells = [f"{cell(r)}, {r.n}" for r in rows.itertuples()]
+        p = rows[rows.source == "all"]["McNemar p (Holm)"] if "McNemar p (Holm)" in rows else pd.Series(dtype=float)
+        lines.append(f"| {model}{' (chosen)' if model in chosen else ''} | " + " | ".join(cells) +
+                     f" | {'–' if p.empty or pd.isna(p.iloc[0]) else f'{p.iloc[0]:.2g}'} |")
+    if summary.get("framings"):
+        framings = pd.DataFrame(summary["framings"])
+        lines += ["", f"Framing of a photo (default: {summary['default_framing']}, = `gfr predict --detect-faces`):", "",
+                  "| run | framing | " + " | ".join(framings.source.unique()) + " |",
+                  "|---|---|" + "---|" * framings.source.nunique()]
+        for (model, framing), rows in framings.groupby(["model", "framing"], sort=False):
+            lines.append(f"| {model} | {framing} | " + " | ".join(cell(r) for r in rows.itertuples()) + " |")
+    return "\n".join(lines)
+
+
 def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
     """Every generated block of README.md."""
     from gfr.report import benchmark_tables
 
     results = pd.read_csv(reports_dir / "results.csv")
     peer = reports_dir / "peer" / "summary.json"
+    wild = reports_dir / "wild-summary.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
             "performance": benchmark_tables.performance_block(bench_dir),
             "verify": verify_block(reports_dir / "verify.csv"),
-            "scaling": benchmark_tables.scaling_block(bench_dir)}
+            "scaling": benchmark_tables.scaling_block(bench_dir),
+            "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results)}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:

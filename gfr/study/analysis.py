@@ -40,11 +40,11 @@ def params_table(params_dir: str | os.PathLike = PARAMS_DIR, extra: list | None 
 
 
 def architecture_table() -> pd.DataFrame:
-    """The backbones of the registry: default input, pooled feature size, preprocessing, Keras weights file."""
+    """The backbones of the registry: default input, pooled feature size, preprocessing, weights file."""
     return pd.DataFrame([
         {"backbone": b.name, "ImageNet default input": "x".join(map(str, b.default_input_size)),
-         "pooled features": b.feature_dim, "preprocessing": f"keras.applications.{b.module}.preprocess_input",
-         "Keras weights file": b.weights_file}
+         "pooled features": b.feature_dim, "preprocessing": b.preprocessing,
+         "weights file": b.weights_file}
         for b in backbones.REGISTRY.values()
     ]).set_index("backbone")
 

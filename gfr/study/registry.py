@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfr.errors import GfrError
-from gfr.models.backbones import BACKBONES
+from gfr.models.backbones import BACKBONES, REGISTRY
 from gfr.params import PARAMS_DIR, load_params, known_iterations
 from gfr.paths import PROJECT_ROOT
 
@@ -70,9 +70,12 @@ def finetune_iterations(params_dir: str | os.PathLike = PARAMS_DIR) -> list[int]
 
 
 def expected_runs(finetune: bool = True, params_dir: str | os.PathLike = PARAMS_DIR) -> list[RunId]:
-    """Every run the study expects: each backbone x each head-only iteration, then the fine-tuned run(s)."""
+    """Every run the study expects: each backbone x each head-only iteration (for a backbone that takes only
+    CelebA's native size, dlib's descriptor, the native-input iterations), then the fine-tuned run(s)."""
     tuned = finetune_iterations(params_dir)
-    runs = [RunId(b, it) for b in BACKBONES for it in known_iterations(params_dir) if it not in tuned]
+    heads = [it for it in known_iterations(params_dir) if it not in tuned]
+    native = {it for it in heads if load_params(it, params_dir=params_dir).native_input}
+    runs = [RunId(b, it) for b in BACKBONES for it in heads if not REGISTRY[b].native_only or it in native]
     if finetune:
         runs += [RunId(FINETUNE_BACKBONE, it) for it in tuned]
     return sorted(runs, key=RunId.sort_key)

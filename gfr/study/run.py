@@ -88,7 +88,7 @@ def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manife
         "split_manifest_sha256": split.manifest_hash(manifest_path),
         "input_size": list(params.image_size),
         "native_input": params.native_input,
-        "preprocessing": f"keras.applications.{backbone.module}.preprocess_input",
+        "preprocessing": backbone.preprocessing,
         "hardware": hardware.describe(),
     }
 
