@@ -133,7 +133,7 @@ reports/wild/.done: $(ALL_RUNS) gfr/wild.py gfr/data/faces.py gfr/models/face_de
 	$(PY) -m gfr wild --peer && touch $@
 
 reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*) \
-  $(wildcard benchmarks/results/face-locate.json)
+  $(wildcard reports/face-locate.json)
 	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@
 
 wild: reports/wild/.done ## predictions of every finished run and the peer on $$GFR_WILD_DIR (faces outside CelebA)

@@ -4,7 +4,7 @@ Both variants of gfr.models.face_descriptor.DescriptorExtractor (locate="box": l
 faces.CELEBA_BOX; locate="detect": inside dlib's HOG box where it finds one) on the train and validation images of
 the split manifest; the study's head (params/it3.yaml: units, seeds, epochs, best-validation epoch) is trained on
 each, and the mean validation accuracy over the seeds decides (validation only; the test split is not read).
-Writes benchmarks/results/face-locate.json.
+Writes reports/face-locate.json (a study measurement, not a benchmark ratio).
 
     GFR_DATA_DIR=../shared/celeba-5k .venv/bin/python benchmarks/face_locate.py
 """
@@ -74,7 +74,7 @@ def main() -> int:
         print(locate, result["variants"][locate], file=sys.stderr)
     best = max(result["variants"], key=lambda k: result["variants"][k]["val_accuracy_mean"])
     result["better_on_validation"] = best
-    files.write_text(RESULTS_DIR / "face-locate.json", json.dumps(result, indent=2) + "\n")
+    files.write_text(REPO / "reports" / "face-locate.json", json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -26,7 +26,7 @@ wild_predictions = "reports/wild"  # written by `gfr wild` (make reports/wild/.d
 data_dir = None                    # None: $GFR_DATA_DIR (identity_CelebA.txt, cached features)
 manifest = "reports/split.csv"
 cache_dir = None
-face_locate = "benchmarks/results/face-locate.json"  # written by benchmarks/face_locate.py
+face_locate = "reports/face-locate.json"  # written by benchmarks/face_locate.py
 
 # %%
 import json
