@@ -125,7 +125,7 @@ def test_verify_summary_and_readme_block_count_what_was_checked(saved_run, tmp_p
     assert abs(summary.loc["bit-exact", "largest_abs_deviation"] - 0.02) < 1e-9
     files.write_csv(tmp_path / "verify.csv", table)
     block = docs.verify_block(tmp_path / "verify.csv")
-    assert "1 of 2 runs rerun" in block and "the same kind of machine as the committed run (`numerics_id`) for 1 of 1" in block
+    assert "2 runs rerun (1 ok, 1 not run; 1 finished)" in block and "the same kind of machine as the committed run (`numerics_id`) for 1 of 1" in block
     assert "Not in this check: " in block and "ResNet50-it4" in block.split("Not in this check: ")[1]
     assert f"{saved_run.name} val accuracy, seed mean" in block
     assert "has not been run" in docs.verify_block(tmp_path / "absent.csv")

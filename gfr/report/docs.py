@@ -66,8 +66,9 @@ def verify_block(table_path: Path) -> str:
     same = table[table.number == "same kind of machine (numerics_id)"]
     machines = ", ".join(sorted(set(table[table.number == "machine"].fresh)))
     unchecked = [r.name for r in expected_runs() if r.name not in set(runs.run)]
-    lines = [f"Last `make verify` ([`reports/verify.csv`](reports/verify.csv)): {len(rerun)} of {len(runs)} runs "
-             f"rerun from an empty feature cache on {machines or 'no machine (nothing rerun)'}; "
+    rerun_counts = ", ".join(f"{n} {status}" for status, n in runs.fresh.value_counts().items())
+    lines = [f"Last `make verify` ([`reports/verify.csv`](reports/verify.csv)): {len(runs)} runs rerun ({rerun_counts}; "
+             f"{len(rerun)} finished) from an empty feature cache on {machines or 'no machine (nothing rerun)'}; "
              f"the same kind of machine as the committed run (`numerics_id`) for "
              f"{int((same.fresh.astype(str) == 'True').sum())} of {len(same)}."
              + (f" Not in this check: {', '.join(unchecked)}." if unchecked else ""), ""]
