@@ -8,6 +8,7 @@ suite needs neither the real data nor ImageNet weights. Tests that do need them 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -143,3 +144,21 @@ def ray_local():
     cluster.connect(num_cpus=2)
     yield cluster
     cluster.shutdown()
+
+
+@pytest.fixture
+def run_copy(saved_run, tmp_path) -> Path:
+    """A copy of the saved run, free to edit."""
+    out = tmp_path / "VGG16-it1"
+    shutil.copytree(saved_run, out)
+    return out
+
+
+def edit_record(run_dir: Path, **change) -> None:
+    """Change keys of a run's manifest in place."""
+    from gfr.study import artefacts
+
+    path = run_dir / artefacts.MANIFEST
+    record = json.loads(path.read_text())
+    record.update(change)
+    path.write_text(json.dumps(record))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import gfr_cli
+from conftest import edit_record, gfr_cli
 from gfr import cli, predict
 from gfr.data import celeba
 from gfr.data.images import decode, map_batches
@@ -34,18 +34,6 @@ def images(synth_root) -> list[Path]:
     return sorted((synth_root / celeba.IMAGES_DIR).glob("*.jpg"))
 
 
-@pytest.fixture
-def run_copy(saved_run, tmp_path) -> Path:
-    out = tmp_path / "VGG16-it1"
-    shutil.copytree(saved_run, out)
-    return out
-
-
-def edit_record(run_dir: Path, **change) -> None:
-    path = run_dir / artefacts.MANIFEST
-    record = json.loads(path.read_text())
-    record.update(change)
-    path.write_text(json.dumps(record))
 
 
 def cli_lines(capsys, *argv) -> tuple[int, list[str], list[str]]:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PYTHON, REPO, gfr_cli, run_args, small_params
+from conftest import PYTHON, REPO, edit_record, gfr_cli, run_args, small_params
 from gfr.models import backbones
 from gfr.data import celeba, split
 from gfr import cli, predict
@@ -277,18 +277,6 @@ def test_real_weights_resolve(real_weights, monkeypatch, offline):
 
 # ---- (e) predict safety --------------------------------------------------------------------------
 
-@pytest.fixture
-def run_copy(saved_run, tmp_path) -> Path:
-    out = tmp_path / "VGG16-it1"
-    shutil.copytree(saved_run, out)
-    return out
-
-
-def edit_record(run_dir: Path, **change) -> None:
-    path = run_dir / artefacts.MANIFEST
-    record = json.loads(path.read_text())
-    record.update(change)
-    path.write_text(json.dumps(record))
 
 
 def test_saved_run_is_complete(saved_run):
