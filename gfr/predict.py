@@ -232,7 +232,8 @@ def padded_size(n: int, batch_size: int) -> int:
     return min(batch_size, 1 << max(0, n - 1).bit_length())
 
 
-def _forward(loaded: Loaded, crops: list, batch_size: int) -> np.ndarray:
+def forward(loaded: Loaded, crops: list, batch_size: int) -> np.ndarray:
+    """P(male) of image crops already at the run's input size, `batch_size` at a time (short batches padded)."""
     out = []
     for start in range(0, len(crops), batch_size):
         batch = np.stack(crops[start:start + batch_size])
@@ -256,7 +257,7 @@ def stream(loaded: Loaded, inputs: Iterable[str | os.PathLike], detect_faces: bo
     size = tuple(loaded.record["input_size"])
     load = functools.partial(_load_item, size=size, detect_faces=detect_faces)
     for items in map_batches(iter_images(inputs), load, batch_size, workers=workers, prefetch=prefetch):
-        probs = iter(_forward(loaded, [crop for item in items for crop in item.crops], batch_size))
+        probs = iter(forward(loaded, [crop for item in items for crop in item.crops], batch_size))
         for item in items:
             path = str(item.path)
             if item.error is not None:

@@ -15,7 +15,6 @@ from gfr.data import faces
 from gfr.data.images import decode
 from gfr.errors import GfrError
 from gfr.files import file_sha256, object_sha256
-from gfr.models import backbones
 from gfr.paths import REPORTS_DIR, RUNS_DIR
 from gfr.progress import meter as progress_meter
 from gfr.study import artefacts, metrics
@@ -99,7 +98,7 @@ def _save(path: Path, key: dict, frame: pd.DataFrame) -> pd.DataFrame:
 def predict_run(run_dir: str | os.PathLike, root: Path, out_dir: Path = OUT_DIR, framing: str = faces.FRAMINGS[0],
                 batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
     """A run's P(male) for every in-the-wild image under `framing` (read from `out_dir` when nothing changed)."""
-    from gfr.predict import load_model
+    from gfr.predict import forward, load_model
 
     run_dir = Path(run_dir)
     record = artefacts.load_record(run_dir)
@@ -109,14 +108,11 @@ def predict_run(run_dir: str | os.PathLike, root: Path, out_dir: Path = OUT_DIR,
     path = out_path(out_dir, run_dir.name, framing)
     if (hit := _cached(path, key)) is not None:
         return hit
-    model, backbone, record = load_model(run_dir)
+    loaded = load_model(run_dir)
     crops, found_by = _framed(str(root), framing, progress, str(out_dir))
-    size = tuple(record["input_size"])
-    probs = []
-    for start in range(0, len(crops), batch_size):
-        batch = np.stack([faces._resize(c, size) for c in crops[start:start + batch_size]])
-        probs.append(np.asarray(model.predict_on_batch(backbones.preprocess(backbone, batch))).ravel())
-    frame = labels(root).assign(p_male=np.concatenate(probs), detector=list(found_by))
+    size = tuple(loaded.record["input_size"])
+    probs = forward(loaded, [faces.resize(c, size) for c in crops], batch_size)
+    frame = labels(root).assign(p_male=probs, detector=list(found_by))
     return _save(path, key, frame)
 
 

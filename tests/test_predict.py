@@ -168,14 +168,14 @@ def test_csv_is_written_as_rows_come_and_renamed_at_the_end(saved_run, images, t
     out = tmp_path / "pred.csv"
     out.write_text("previous,content\n")
     seen = []
-    real = predict._forward
+    real = predict.forward
 
     def forward_and_look(loaded, crops, batch_size):
         temps = list(tmp_path.glob(".pred.csv.*.tmp.csv"))
         seen.append((len(temps), sum(1 for _ in open(temps[0])) if temps else 0, out.read_text()))
         return real(loaded, crops, batch_size)
 
-    monkeypatch.setattr(predict, "_forward", forward_and_look)
+    monkeypatch.setattr(predict, "forward", forward_and_look)
     assert predict.run_command(saved_run, [str(p) for p in images[:12]], "none", str(out), batch_size=4, quiet=True) == 0
     # during the job: one temporary file beside the target, growing batch by batch; the target untouched
     assert [(n, lines) for n, lines, _ in seen] == [(1, 1), (1, 5), (1, 9)]
@@ -196,7 +196,7 @@ def test_csv_on_error_leaves_nothing_half_written(saved_run, images, tmp_path, m
             raise GfrError("simulated failure in the middle of the job")
         return np.full(len(crops), 0.75)
 
-    monkeypatch.setattr(predict, "_forward", fail_on_second)
+    monkeypatch.setattr(predict, "forward", fail_on_second)
     code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none", "--batch-size", "4",
                                  *images[:12], "--csv", out)
     assert code == 2 and err == ["gfr: error: simulated failure in the middle of the job"]

@@ -232,7 +232,8 @@ def find_faces(rgb: np.ndarray, cnn_fallback: bool = True) -> tuple[list, str]:
     return [], "none"
 
 
-def _resize(crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize(crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A crop at (height, width) `size` (bilinear; unchanged when it already is)."""
     if crop.shape[:2] == tuple(size):
         return crop
     return np.asarray(Image.fromarray(crop).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
@@ -250,17 +251,17 @@ def crops(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0]) ->
     if framing not in FRAMINGS:
         raise GfrError(f"unknown face framing {framing!r} (known: {', '.join(FRAMINGS)})")
     if framing == "none":
-        return [_resize(rgb, size)], "none"
+        return [resize(rgb, size)], "none"
     if framing == "box":
-        return [_resize(cut(rgb, frame(box)), size) for box in detect(rgb)], "hog"
+        return [resize(cut(rgb, frame(box)), size) for box in detect(rgb)], "hog"
     boxes, found_by = find_faces(rgb, cnn_fallback=framing == "landmarks")
-    return [_resize(align(rgb, landmarks(rgb, box)), size) for box in boxes], found_by
+    return [resize(align(rgb, landmarks(rgb, box)), size) for box in boxes], found_by
 
 
 def crops_or_whole(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0]) -> tuple[list[np.ndarray], str]:
     """`crops`, or the whole image resized when no face is found (then the detector is "none")."""
     found, by = crops(rgb, size, framing)
-    return (found, by) if found else ([_resize(_check(rgb), size)], "none")
+    return (found, by) if found else ([resize(_check(rgb), size)], "none")
 
 
 def measure_landmarks(data_root: str | os.PathLike | None = None, n: int = 1000, seed: int = 0,
