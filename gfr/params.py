@@ -52,6 +52,23 @@ class FinetuneParams:
 
 
 @dataclass(frozen=True)
+class AugmentParams:
+    """Photo-like augmented copies of the training images (`gfr.data.augment`); each bound is a +- range."""
+
+    copies: int            # augmented copies of each training image, added to the plain ones
+    mirror: float          # probability of a horizontal mirror
+    rotation_deg: float
+    scale: float           # scale factor within [1 / (1 + scale), 1 + scale] (log-uniform)
+    shift: float           # fraction of the width (x) and the height (y)
+    brightness: float
+    contrast: float
+    saturation: float
+    grayscale: float       # probability of a black-and-white image
+    tight_crop: float = 0.0  # probability of keeping only a box around the face, edge pixels repeated outside it
+    tight_crop_margin: float = 0.5  # that box: CelebA's face box grown by a random fraction up to this
+
+
+@dataclass(frozen=True)
 class Params:
     iteration: int
     seed: int
@@ -63,6 +80,7 @@ class Params:
     head: HeadParams
     timing: TimingParams
     finetune: FinetuneParams | None = None
+    augment: AugmentParams | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -84,11 +102,19 @@ class Params:
         if self.finetune is not None:
             text += (f" (head warm-up), then the top block(s) fine-tuned for {self.finetune.epochs} epochs"
                      + (", mirrored images" if self.finetune.augment else ""))
+        if self.augment is not None:
+            a = self.augment
+            text += (f", head trained on the images plus {a.copies} photo-like augmented copies of each (mirror, "
+                     f"rotation +-{a.rotation_deg:g} deg, scale +-{a.scale:.0%}, shift +-{a.shift:.0%}, colour, "
+                     f"{a.grayscale:.0%} grayscale"
+                     + (f", {a.tight_crop:.0%} tight face crops" if a.tight_crop else "") + ")")
         return text
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out.pop("sources")
+        if out["augment"] is None:  # records of iterations without augmentation stay as they were
+            out.pop("augment")
         return out
 
 
@@ -203,6 +229,19 @@ def _check_values(p: Params, where: str) -> None:
         bad("timing", "needs repeats >= 1, warmup >= 0 and batch_size >= 1")
     if p.finetune is not None and (p.finetune.epochs < 1 or p.finetune.learning_rate <= 0):
         bad("finetune", "needs epochs >= 1 and learning_rate > 0")
+    a = p.augment
+    if a is not None:
+        if a.copies < 1:
+            bad("augment.copies", f"must be at least 1, got {a.copies}")
+        for key in ("mirror", "grayscale", "tight_crop"):
+            if not 0.0 <= getattr(a, key) <= 1.0:
+                bad(f"augment.{key}", f"is a probability (0 to 1), got {getattr(a, key)}")
+        for key in ("rotation_deg", "scale", "shift", "brightness", "contrast", "saturation", "tight_crop_margin"):
+            if not 0.0 <= getattr(a, key) < (45.0 if key == "rotation_deg" else 1.0):
+                bad(f"augment.{key}", f"must be >= 0 and small (below {45 if key == 'rotation_deg' else 1}), "
+                                      f"got {getattr(a, key)}")
+        if p.finetune is not None:
+            bad("augment", "applies to head-only iterations (fine-tuning has its own `finetune.augment`)")
 
 
 def iteration_file(iteration: int, params_dir: Path = PARAMS_DIR) -> Path:

@@ -187,8 +187,9 @@ SUMMARY = REPORTS_DIR / "wild-summary.json"  # committed: accuracies only (no pe
 
 
 def write_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike = SUMMARY) -> dict:
-    """Accuracy tables (per source, Wilson CIs, McNemar vs the peer with Holm) of the default framing, and of every
-    framing for the runs measured under several, written atomically as JSON for README's generated block."""
+    """Accuracy tables (per source, Wilson CIs, McNemar vs the peer with Holm) of the default framing, of every
+    framing for the runs measured under several, and of the study's ensemble where its members were measured;
+    written atomically as JSON for README's generated block."""
     predictions = read(out_dir)
     default = {n: f for n, f in predictions.items() if "__" not in n}
     framed = {n: f for n, f in predictions.items() if "__" in n or any(k.startswith(n + "__") for k in predictions)}
@@ -197,5 +198,10 @@ def write_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike 
                "framings": [{**r, "framing": (r["model"].partition("__")[2] or faces.FRAMINGS[0]),
                              "model": r["model"].partition("__")[0]}
                             for r in accuracy_table(framed, peer_name="").to_dict("records")] if framed else []}
+    from gfr.study import ensemble
+
+    if all(m in default for m in ensemble.MEMBERS):  # the study's ensemble: its members, itself and the peer
+        summary["ensemble"] = {"members": ensemble.MEMBERS,
+                               "models": ensemble.wild_table(default, ensemble.MEMBERS).to_dict("records")}
     files.write_json(path, summary)
     return summary

@@ -12,7 +12,6 @@
 # ---
 
 # %% [markdown]
-# %% [markdown]
 # ## Beyond CelebA
 # CelebA's images are aligned crops of celebrities; a user's photos are neither. This section measures every
 # finished run and the peer on faces from outside CelebA (`in-the-wild-dev`: UTKFace colour crops and LFW
@@ -27,6 +26,7 @@ data_dir = None                    # None: $GFR_DATA_DIR (identity_CelebA.txt, c
 manifest = "reports/split.csv"
 cache_dir = None
 face_locate = "reports/face-locate.json"  # written by benchmarks/face_locate.py
+ensemble_runs = None               # None: gfr.study.ensemble.MEMBERS (fixed beforehand)
 
 # %%
 import json
@@ -42,7 +42,8 @@ from gfr.data import split
 from gfr.models import face_descriptor
 from gfr.report import tables
 from gfr.report.notebooks import use_project_root
-from gfr.study import analysis, artefacts, identity, metrics, peer, results
+from gfr.params import known_iterations, load_params
+from gfr.study import analysis, artefacts, ensemble, identity, metrics, peer, results
 
 use_project_root()  # default paths are relative to the project root
 pd.set_option("display.precision", 4)
@@ -117,6 +118,53 @@ if check:
     display(pd.DataFrame(check).set_index(["run", "source"]))
 
 # %% [markdown]
+# ### Stronger ImageNet runs: photo-like augmentation, and an ensemble
+# The ImageNet backbones learned from CelebA's studio-like aligned crops only. The augmented iterations add
+# copies of every training image that look more like photos framed by `--detect-faces`; validation and test
+# images stay as they are, and each head is kept at its best-validation epoch as always. Each augmented iteration
+# is shown against the one it builds on: validation and test (seed means, Welch's t-test on validation), and
+# in-the-wild-dev per source (McNemar's exact test on the same photos; Holm over every test of its table).
+
+# %%
+table = results.collect(runs_dir)
+for iteration in [it for it in known_iterations() if load_params(it).augment is not None]:
+    display(Markdown(f"**Iteration {iteration}** ({load_params(iteration).description}) against iteration "
+                     f"{analysis.builds_on(iteration)}:"))
+    effect = analysis.iteration_effect(table, runs_dir, default, iteration)
+    if len(effect):
+        display(effect.set_index("backbone").T)
+    else:
+        display(Markdown(f"No backbone finished both iteration {iteration} and the one it builds on."))
+
+# %% [markdown]
+# An ensemble of the iteration-5 ImageNet runs (members fixed beforehand: those whose weights exist here) averages
+# their P(male), seed by seed. It is judged on validation only, by the study's choice rule among the members and
+# itself: it wins only with the highest mean validation accuracy and no member within its noise (it costs the
+# sum of its members' inference time).
+
+# %%
+ensemble_runs = ensemble_runs or ensemble.MEMBERS
+try:
+    ensemble_seeds = ensemble.seed_accuracies(runs_dir, ensemble_runs)
+except GfrError as exc:
+    ensemble_seeds = None
+    display(Markdown(f"No ensemble: {exc}"))
+if ensemble_seeds is not None:
+    display(ensemble.summary(ensemble_seeds))
+    judged = ensemble.verdict(ensemble_seeds)
+    display(Markdown(
+        f"Validation, seed mean: {judged['ensemble']} {judged['ensemble_val_mean']:.2%} against the best member "
+        f"{judged['best_member']} {judged['best_member_val_mean']:.2%} (Welch p = {judged['welch_p']:.3g}): the "
+        f"ensemble **{'wins' if judged['wins'] else 'does not win'}** on validation."))
+    try:
+        ensemble_wild = ensemble.wild_table(default, ensemble_runs)
+        display(ensemble_wild.assign(accuracy=[f"{a:.1%} ({tables.pct_range(l, h)})" for a, l, h in zip(
+            ensemble_wild.accuracy, ensemble_wild.ci_low, ensemble_wild.ci_high)]).drop(
+            columns=["ci_low", "ci_high"]).set_index(["model", "source"]))
+    except GfrError as exc:
+        display(Markdown(f"No in-the-wild numbers for the ensemble: {exc}"))
+
+# %% [markdown]
 # ### Where the descriptor looks for the face in CelebA's aligned images
 # For CelebA's own images the face's position is known: the descriptor's landmarks are predicted inside
 # CelebA's measured face box, or inside dlib's HOG box where it finds one. Chosen on validation (the study's
@@ -138,7 +186,6 @@ if Path(face_locate).is_file():
 # in-the-wild-dev, each above the peer on the same images.
 
 # %%
-table = results.collect(runs_dir)
 try:
     chosen = analysis.choose(table, runs_dir)
 except ValueError as exc:

@@ -16,11 +16,15 @@ from gfr.study import peer, run, verify  # noqa: E402
 
 
 def saved_runs(data, manifest, runs, cache, extra) -> None:
-    """A second finished head run, a fine-tuned run and a skipped run beside the one 02_train executes."""
+    """More finished head runs (augmented ones too), a fine-tuned run and a skipped run beside the one 02_train
+    executes."""
     run.run_one("VGG16", 1, data, manifest, runs, load_params(1, {"input_size": [32, 32]}, extra=extra), cache,
                 progress=False)
     tuned = load_params(4, {"input_size": [64, 64], "finetune": {"epochs": 2, "batch_size": 8}}, extra=extra)
     run.run_one("ResNet50", 4, data, manifest, runs, tuned, cache, progress=False)
+    for backbone, iteration in (("VGG16", 3), ("VGG16", 5), ("ResNet50", 5)):  # augmentation, its effect, an ensemble
+        run.run_one(backbone, iteration, data, manifest, runs,
+                    load_params(iteration, {"input_size": [32, 32]}, extra=extra), cache, progress=False)
     skipped = run.prepare_run("InceptionV3", 1, data, manifest, runs, load_params(1, extra=extra), cache, False)
     skipped.weights, skipped.skipped_reason = None, "test fixture: no ImageNet weights for this run"
     run.save_skipped(skipped)
@@ -85,7 +89,8 @@ def prepare(out: Path) -> None:
         "04_compare": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv")},
         "05_beyond_celeba": {"runs_dir": runs, "peer_dir": peer, "wild_predictions": wild_dir, "data_dir": str(data),
                              "manifest": manifest, "cache_dir": str(out / "cache"),
-                             "face_locate": str(out / "no-face-locate.json")},
+                             "face_locate": str(out / "no-face-locate.json"),
+                             "ensemble_runs": ["VGG16-it5", "ResNet50-it5"]},
     }
     for name, params in parameters.items():
         notebooks.execute_notebook(ROOT / "notebooks" / f"{name}.py", out / f"{name}.ipynb", params, prepare_only=True,

@@ -7,6 +7,7 @@ import mmap
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,14 +15,25 @@ import numpy as np
 
 from gfr import files
 from gfr.models import backbones
-from gfr.data import celeba
+from gfr.data import augment as augmentation
+from gfr.data import celeba, faces
 from gfr.errors import GfrError
 from gfr.files import file_sha256, object_sha256
 from gfr.data.images import iter_batches
+from gfr.params import AugmentParams
 from gfr.progress import meter as progress_meter
 
 CACHE_ENV = "GFR_CACHE_DIR"
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which augmented copy of the images an entry holds: the parameters, the seed and the copy number."""
+
+    params: AugmentParams
+    seed: int
+    copy: int
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -52,13 +64,18 @@ def cache_key(backbone: str, image_size, native: bool, weights: backbones.Weight
 
 
 def entry_key(backbone_name: str, image_size, native: bool, weights: backbones.Weights, manifest_sha: str,
-              init_seed: int | None, layer: str | None = None, flip: bool = False, dtype: str = "float32") -> dict:
-    """The key of one cache entry: `cache_key`, plus the layer, mirroring and stored type when not plain pooled."""
+              init_seed: int | None, layer: str | None = None, flip: bool = False, dtype: str = "float32",
+              augment: Augment | None = None, image_ids=()) -> dict:
+    """The key of one cache entry: `cache_key`, plus the layer, mirroring and stored type when not plain pooled,
+    plus the augmented copy and which images (`image_ids`) it holds when augmented."""
     if weights.is_random and init_seed is None:
         raise TypeError("random weights (weights=none) need an explicit init_seed: the features depend on it")
     key = cache_key(backbones.get(backbone_name).name, image_size, native, weights, manifest_sha, init_seed)
     if layer or flip or dtype != "float32":
         key.update(layer=layer, flip=flip, dtype=dtype)
+    if augment is not None:
+        key["augment"] = {**augmentation.cache_spec(augment.params, augment.seed, augment.copy),
+                          "images_sha256": object_sha256(list(image_ids))}
     return key
 
 
@@ -160,17 +177,24 @@ def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
 
 
 def compute(extractor, backbone: backbones.Backbone, paths: list, image_size, batch_size: int, out: np.ndarray,
-            progress: bool, flip: bool = False, on_batch: Callable[[int], None] | None = None) -> None:
-    """Fill `out` (rows aligned with `paths`) with the extractor's outputs, batch by batch (mirrored if `flip`).
+            progress: bool, flip: bool = False, on_batch: Callable[[int], None] | None = None,
+            augment: Augment | None = None, first_row: int = 0) -> None:
+    """Fill `out` (rows aligned with `paths`) with the extractor's outputs, batch by batch (mirrored if `flip`;
+    augmented copy `augment` of the images, made at CelebA's size before any resize, if given).
 
     `on_batch`, if given, is called after each batch is written with the number of rows written so far.
+    `first_row`: the row of `paths[0]` in the whole entry (a shard's start), which an augmented image depends on.
     """
-    meter = progress_meter(len(paths), f"{backbone.name} features" + (" (mirrored)" if flip else ""), enabled=progress)
+    what = " (mirrored)" if flip else f" (augmented copy {augment.copy})" if augment else ""
+    meter = progress_meter(len(paths), f"{backbone.name} features{what}", enabled=progress)
     row = released = 0
     row_bytes = out[:1].nbytes
-    for batch in iter_batches(paths, image_size, batch_size):
+    for batch in iter_batches(paths, faces.CELEBA_SIZE if augment else image_size, batch_size):
         if flip:
             batch = batch[:, :, ::-1]
+        if augment:
+            batch = augmentation.augment_batch(batch, first_row + row, augment.params, augment.seed, augment.copy)
+            batch = np.stack([faces.resize(img, image_size) for img in batch])
         feats = np.asarray(extractor.predict_on_batch(backbones.preprocess(backbone, batch)))
         out[row:row + len(batch)] = feats
         row += len(batch)
@@ -221,16 +245,19 @@ def extract(
     flip: bool = False,
     dtype: str = "float32",
     on_batch: Callable[[int], None] | None = None,
+    augment: Augment | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Pooled features of `image_ids` (in order) from the cache, computing and caching them if needed.
 
     `init_seed` draws random (weights=none) backbones and is required for them (None only for file
     weights). With `layer`, the cached array is that layer's (spatial) output instead: the activations
     at a fine-tuning freeze boundary. `flip` mirrors the images first; `dtype` is the stored type.
-    `on_batch` is passed to `compute` (not called on a cache hit).
+    `on_batch` is passed to `compute` (not called on a cache hit). `augment`: the entry holds that augmented
+    copy of the images (`gfr.data.augment`; its key also names the images, usually the training split's).
     Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
     """
-    key = entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype)
+    key = entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype,
+                    augment, image_ids)
     npy, meta = entry_paths(cache_dir(directory), key)
     cached = load_entry(npy, meta, key, len(image_ids))
     if cached is not None:
@@ -241,5 +268,6 @@ def extract(
     check_disk(npy.parent, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
     write_entry(npy, meta, key, (len(paths), *row_shape), dtype,
-                lambda out: compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch))
+                lambda out: compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch,
+                                           augment))
     return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

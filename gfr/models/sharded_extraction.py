@@ -45,6 +45,7 @@ class EntrySpec:
     flip: bool
     dtype: str
     batch_size: int
+    augment: feature_cache.Augment | None = None
 
 
 def shard_bounds(rows: int, batch_size: int, row_bytes: int, workers: int, shard_rows: int | None = None,
@@ -104,7 +105,7 @@ def compute_shard(spec: EntrySpec, key: dict, paths: list[str], start: int, stop
     return feature_cache.write_entry(
         npy, meta, shard_key(key, start, stop), (stop - start, *row_shape), spec.dtype,
         lambda out: feature_cache.compute(extractor, backbone, paths, spec.image_size, spec.batch_size, out,
-                                          progress=False, flip=spec.flip))
+                                          progress=False, flip=spec.flip, augment=spec.augment, first_row=start))
 
 
 def row_shape_of(spec: EntrySpec) -> tuple[int, ...]:
@@ -153,6 +154,7 @@ def extract(
     shard_rows: int | None = None,
     gpus_per_task: float = 1.0,
     cpus_per_task: float = 1.0,
+    augment: feature_cache.Augment | None = None,
 ) -> tuple[np.ndarray, dict]:
     """`feature_cache.extract`'s result (same entry, same bytes), computed as shards on the Ray cluster.
 
@@ -160,14 +162,15 @@ def extract(
     cluster has GPUs, else `cpus_per_task` CPU(s). Returns the memory-mapped array and a dict saying
     whether it was a cache hit, how many shards there were and how many were reused from an earlier try.
     """
-    key = feature_cache.entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype)
+    key = feature_cache.entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype,
+                                  augment, image_ids)
     npy, meta = feature_cache.entry_paths(feature_cache.cache_dir(directory), key)
     cached = feature_cache.load_entry(npy, meta, key, len(image_ids))
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
     feature_cache.remove_stale_temporaries(npy)
     spec = EntrySpec(backbones.get(backbone_name).name, tuple(image_size), native, weights, init_seed, layer, flip,
-                     dtype, batch_size)
+                     dtype, batch_size, augment)
     row_shape = row_shape_of(spec)
     row_bytes = int(np.prod(row_shape)) * np.dtype(dtype).itemsize
     feature_cache.check_disk(npy.parent, 2 * len(image_ids) * row_bytes)  # the shards, then the assembled entry

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gfr import files
@@ -88,8 +89,9 @@ def verify_block(table_path: Path) -> str:
     return "\n".join(lines)
 
 
-def beyond_block(summary: dict | None, results: pd.DataFrame) -> str:
-    """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, and the framings."""
+def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | None = None) -> str:
+    """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, the framings, and
+    (given the runs) the augmented runs and their ensemble."""
     if not summary or not summary.get("models"):
         return "* No in-the-wild predictions yet (`make wild` with GFR_WILD_DIR set)."
     chosen = results[results.chosen.astype(str).str.lower() == "true"].run.tolist()
@@ -110,7 +112,49 @@ def beyond_block(summary: dict | None, results: pd.DataFrame) -> str:
                   "|---|---|" + "---|" * framings.source.nunique()]
         for (model, framing), rows in framings.groupby(["model", "framing"], sort=False):
             lines.append(f"| {model} | {framing} | " + " | ".join(cell(r) for r in rows.itertuples()) + " |")
+    if runs_dir is not None:
+        lines += augmentation_lines(summary, results, Path(runs_dir))
     return "\n".join(lines)
+
+
+def augmentation_lines(summary: dict, results: pd.DataFrame, runs_dir: Path) -> list[str]:
+    """README lines on the augmented iteration(s) against the iteration each builds on, and the study's ensemble:
+    validation seed mean, and in-the-wild accuracy per source (default framing)."""
+    from gfr.params import load_params
+    from gfr.study import analysis, ensemble
+
+    ok = results[results.status == "ok"]
+    augmented = ok[np.array([load_params(int(it)).augment is not None for it in ok.iteration], dtype=bool)]
+    names = list(dict.fromkeys(n for r in augmented.sort_values(["backbone", "iteration"]).itertuples()
+                               for n in (f"{r.backbone}-it{analysis.builds_on(int(r.iteration))}", r.run)))
+    val = dict(zip(ok.run, ok.val_accuracy_seed_mean))
+    rows = [r for r in summary.get("models", []) if r["model"] in names and r["model"] in val]
+    rows.sort(key=lambda r: names.index(r["model"]))
+    judged = None
+    if "ensemble" in summary:
+        try:
+            judged = ensemble.verdict(ensemble.seed_accuracies(runs_dir, summary["ensemble"]["members"]))
+            val[judged["ensemble"]] = judged["ensemble_val_mean"]
+            rows += [r for r in summary["ensemble"]["models"] if r["model"] == judged["ensemble"]]
+        except GfrError:
+            pass
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    cell = lambda r: f"{tables.pct(r.accuracy)} ({tables.pct_range(r.ci_low, r.ci_high)})"  # noqa: E731
+    its = ", ".join(str(it) for it in sorted(set(augmented.iteration.astype(int))))
+    lines = ["", f"Photo-like augmentation (iteration {its}) of the ImageNet runs, each beside the iteration it builds "
+                 "on, and the study's ensemble (validation, and in-the-wild-dev with the default framing):", "",
+             "| model | validation, seed mean | " + " | ".join(frame.source.unique()) + " |",
+             "|---|---|" + "---|" * frame.source.nunique()]
+    for model, group in frame.groupby("model", sort=False):
+        lines.append(f"| {model} | {tables.pct(val[model])} | " + " | ".join(cell(r) for r in group.itertuples()) + " |")
+    if judged is not None:
+        lines += ["", f"* On validation (the study's choice rule among the ensemble and its members): the ensemble "
+                      f"**{'wins' if judged['wins'] else 'does not win'}** ({tables.pct(judged['ensemble_val_mean'])} "
+                      f"against {judged['best_member']}'s {tables.pct(judged['best_member_val_mean'])}, Welch "
+                      f"p = {judged['welch_p']:.2g})."]
+    return lines
 
 
 def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
@@ -124,7 +168,8 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
             "performance": benchmark_tables.performance_block(bench_dir),
             "verify": verify_block(reports_dir / "verify.csv"),
             "scaling": benchmark_tables.scaling_block(bench_dir),
-            "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results)}
+            "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
+                                   reports_dir / "runs")}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:

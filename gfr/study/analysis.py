@@ -168,6 +168,8 @@ def lever(before: int, after: int, params_dir: str | os.PathLike = PARAMS_DIR) -
     changes = []
     if b.finetune is not None and a.finetune is None:
         changes.append(f"fine-tuning the top block(s) ({b.finetune.epochs} epochs)")
+    if b.augment is not None and a.augment is None:
+        changes.append(f"{b.augment.copies} photo-like augmented copies of each training image")
     if a.image_size != b.image_size or a.native_input != b.native_input:
         changes.append(f"{'native ' if b.native_input else ''}{'x'.join(map(str, b.image_size))} input instead of "
                        f"{'x'.join(map(str, a.image_size))}")
@@ -176,13 +178,60 @@ def lever(before: int, after: int, params_dir: str | os.PathLike = PARAMS_DIR) -
     return "; ".join(changes) or "no parameter change"
 
 
+def builds_on(iteration: int, params_dir: str | os.PathLike = PARAMS_DIR) -> int | None:
+    """The iteration `iteration` changes one lever of: the one before it, or for a head-only iteration the latest
+    earlier head-only one (so iteration 5, augmented, builds on 3, not on the fine-tuned 4)."""
+    head_only = load_params(iteration, params_dir=params_dir).finetune is None
+    earlier = [k for k in known_iterations(params_dir)
+               if k < iteration and (not head_only or load_params(k, params_dir=params_dir).finetune is None)]
+    return max(earlier, default=None)
+
+
+def iteration_effect(results: pd.DataFrame, runs_dir, wild_predictions: dict[str, pd.DataFrame],
+                     after: int) -> pd.DataFrame:
+    """Per backbone finished in iteration `after` and in the one it builds on: seed-mean validation and test
+    accuracy of both, Welch's t-test on their per-seed validation accuracies; in-the-wild accuracy of both reported
+    heads per source, with McNemar's exact test on the same photos (Holm over every test of the table)."""
+    before = builds_on(after)
+    ok = results[results.status == "ok"].set_index(["backbone", "iteration"])
+    rows = []
+    for backbone in ok.index.get_level_values(0).unique():
+        if (backbone, before) not in ok.index or (backbone, after) not in ok.index:
+            continue
+        a, b = ok.loc[(backbone, before)], ok.loc[(backbone, after)]
+        val = [artefacts.seeds_table(Path(runs_dir) / r.run).val_accuracy.to_numpy() for r in (a, b)]
+        row = {"backbone": backbone, "before": a.run, "after": b.run,
+               "val mean before": a.val_accuracy_seed_mean, "val mean after": b.val_accuracy_seed_mean,
+               "test mean before": a.test_accuracy_seed_mean, "test mean after": b.test_accuracy_seed_mean,
+               "Welch p (validation)": float(stats.ttest_ind(val[1], val[0], equal_var=False).pvalue)}
+        if a.run in wild_predictions and b.run in wild_predictions:
+            wa = wild_predictions[a.run].sort_values("file").reset_index(drop=True)
+            wb = wild_predictions[b.run].set_index("file").loc[wa.file].reset_index()
+            for source in [*sorted(wa.source.unique()), "all"]:
+                mask = np.ones(len(wa), bool) if source == "all" else (wa.source == source).values
+                ra = metrics.is_correct(wa.p_male.values[mask], wa.male.values[mask])
+                rb = metrics.is_correct(wb.p_male.values[mask], wb.male.values[mask])
+                row[f"wild {source} before"], row[f"wild {source} after"] = ra.mean(), rb.mean()
+                row[f"McNemar p (wild {source})"] = metrics.mcnemar(rb, ra)["p_value"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    tests = [c for c in table.columns if c.endswith(")") and " p (" in c]
+    if tests:  # one family: every test in the table
+        flat = metrics.holm(table[tests].to_numpy(dtype=float).ravel())
+        for k, col in enumerate(tests):
+            table[f"{col} Holm"] = flat.reshape(len(table), len(tests))[:, k]
+    return table
+
+
 def lever_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per backbone, mean validation/test accuracy change (percentage points) from iteration k-1 to k."""
+    """Per backbone, mean validation/test accuracy change (percentage points) from the iteration each one builds
+    on to it: k-1, or for a head-only iteration the latest earlier head-only one (iteration 5 builds on 3, not on
+    the fine-tuned 4)."""
     ok = results[results.status == "ok"].set_index(["backbone", "iteration"])
     rows = []
     for (backbone, it), r in ok.iterrows():
-        before = it - 1
-        if (backbone, before) not in ok.index:
+        before = builds_on(it)
+        if before is None or (backbone, before) not in ok.index:
             continue
         p = ok.loc[(backbone, before)]
         rows.append({"backbone": backbone, "from": f"it{before}", "to": f"it{it}", "lever": lever(before, it),

@@ -18,6 +18,7 @@ FINETUNED_FILE = "finetuned.weights.h5"  # top block(s) + head: ~60 MB for ResNe
 HISTORY_FILE = "history.csv"
 SEEDS_FILE = "seeds.csv"
 TEST_PREDICTIONS_FILE = "test_predictions.csv"
+VAL_PREDICTIONS_FILE = "val_predictions.csv"  # every seed's validation P(male): what an ensemble is chosen on
 FAILED_SUFFIX = ".failed.ipynb"  # the partial notebook of a failed execution, kept beside <run>.ipynb
 
 
@@ -61,13 +62,17 @@ def seed_row(seed: int, history: dict, y_test, prob_test, kept_epoch: int, row: 
 
 
 def save_run(run_dir: Path, record: dict, seeds_rows: list[dict], histories: list[pd.DataFrame],
-             test_ids, y_test, test_probs: dict, head_sha: str, timed: dict, gap: float, stages: dict) -> dict:
-    """Write history, seeds, test predictions and the manifest (last, so its presence means 'finished')."""
+             test_ids, y_test, test_probs: dict, head_sha: str, timed: dict, gap: float, stages: dict,
+             val_predictions: pd.DataFrame | None = None) -> dict:
+    """Write history, seeds, test (and validation) predictions and the manifest (last, so its presence means
+    'finished')."""
     seeds_frame = pd.DataFrame(seeds_rows)
     primary = seeds_rows[0]["seed"]
     files.write_csv(run_dir / HISTORY_FILE, pd.concat(histories, ignore_index=True))
     files.write_csv(run_dir / SEEDS_FILE, seeds_frame)
     files.write_csv(run_dir / TEST_PREDICTIONS_FILE, pd.DataFrame({"image_id": test_ids, "label": y_test, **test_probs}))
+    if val_predictions is not None:
+        files.write_csv(run_dir / VAL_PREDICTIONS_FILE, val_predictions)
     summary = {}
     for col in seeds_frame.columns.drop(["seed", "kept_epoch"]):
         summary[f"{col}_mean"], summary[f"{col}_std"] = metrics.seed_summary(seeds_frame[col])
@@ -88,9 +93,10 @@ def save_run(run_dir: Path, record: dict, seeds_rows: list[dict], histories: lis
     })
 
 
-def test_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """A run's saved test predictions (image_id, label, prob_seed<k>...)."""
-    return pd.read_csv(Path(run_dir) / TEST_PREDICTIONS_FILE, dtype={"image_id": str})
+def test_predictions(run_dir: str | os.PathLike, part: str = "test") -> pd.DataFrame:
+    """A run's saved test (or `part="val"`: validation) predictions (image_id, label, prob_seed<k>...)."""
+    name = {"test": TEST_PREDICTIONS_FILE, "val": VAL_PREDICTIONS_FILE}[part]
+    return pd.read_csv(Path(run_dir) / name, dtype={"image_id": str})
 
 
 def seeds_table(run_dir: str | os.PathLike) -> pd.DataFrame:

@@ -60,12 +60,13 @@ class PreparedRun:
     def labels(self, part: str) -> np.ndarray:
         return self.frame.label.values[self.rows(part)]
 
-    def extract(self, sharded: bool = False, **options) -> tuple[np.ndarray, dict]:
-        """Backbone outputs of every image of the split manifest, from the feature cache (computed on a miss:
-        here, or as shards on the Ray cluster when `sharded`, with the same result)."""
+    def extract(self, sharded: bool = False, part: str | None = None, **options) -> tuple[np.ndarray, dict]:
+        """Backbone outputs of every image of the split manifest (or of one `part` of it), from the feature cache
+        (computed on a miss: here, or as shards on the Ray cluster when `sharded`, with the same result)."""
         p = self.params
         compute = sharded_extraction.extract if sharded else feature_cache.extract
-        return compute(self.backbone.name, list(self.frame.image_id), self.data_root, p.image_size, p.native_input,
+        ids = self.frame.image_id.values if part is None else self.frame.image_id.values[self.rows(part)]
+        return compute(self.backbone.name, list(ids), self.data_root, p.image_size, p.native_input,
                        self.weights, self.record["split_manifest_sha256"], p.feature_batch_size, self.cache_dir, p.seed,
                        self.progress, **options)
 
@@ -142,9 +143,14 @@ class SplitFeatures:
 
 
 def feature_requests(prepared: PreparedRun) -> dict[str, dict]:
-    """The feature-cache entries a run reads, as `PreparedRun.extract` options: pooled features, and for
-    fine-tuning the activations at the freeze boundary (plain, and mirrored when it augments)."""
+    """The feature-cache entries a run reads, as `PreparedRun.extract` options: pooled features; with `augment`,
+    the pooled features of each augmented copy of the training images; for fine-tuning the activations at the
+    freeze boundary (plain, and mirrored when it augments)."""
     requests = {"pooled": {}}
+    aug = prepared.params.augment
+    for copy in range(1, aug.copies + 1) if aug is not None else ():
+        requests[f"augmented {copy}"] = {"part": "train",
+                                         "augment": feature_cache.Augment(aug, prepared.params.seed, copy)}
     ft = prepared.params.finetune
     if ft is not None:
         boundary = finetune.boundary_of(prepared.backbone, prepared.params)
@@ -163,6 +169,11 @@ def load_features(prepared: PreparedRun) -> SplitFeatures:
     parts = {s: prepared.rows(s) for s in split.SPLITS}
     feats = SplitFeatures({s: np.asarray(arrays["pooled"][r]) for s, r in parts.items()},
                           {s: prepared.labels(s) for s in split.SPLITS}, infos["pooled"], 0.0)
+    copies = [np.asarray(arrays[name]) for name in requests if name.startswith("augmented")]
+    if copies:  # the head trains on the plain training features and every augmented copy's
+        feats.x["train"] = np.concatenate([feats.x["train"], *copies])
+        feats.y["train"] = np.tile(feats.y["train"], 1 + len(copies))
+        feats.cache_info = {**infos["pooled"], "augmented": [infos[n] for n in requests if n.startswith("augmented")]}
     if "plain" in arrays:
         feats.boundary = {"layer": requests["plain"]["layer"], "plain": arrays["plain"],
                           "mirrored": arrays.get("mirrored")}
@@ -253,6 +264,9 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
     """Evaluate every head on the test split, time the reported one end to end, save the run; return its manifest."""
     y_test = feats.y["test"]
     test_probs = {artefacts.prob_column(f.seed): predict_proba(f.head, feats.x["test"]) for f in fits}
+    val_predictions = pd.DataFrame({"image_id": prepared.frame.image_id.values[prepared.rows("val")],
+                                    "label": feats.y["val"],
+                                    **{artefacts.prob_column(f.seed): predict_proba(f.head, feats.x["val"]) for f in fits}})
     seeds_rows = [artefacts.seed_row(f.seed, f.history, y_test, test_probs[artefacts.prob_column(f.seed)],
                                      f.kept_epoch) for f in fits]
     reported = fits[0]
@@ -266,7 +280,7 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
               "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
     return artefacts.save_run(prepared.run_dir, record, seeds_rows, [history_frame(prepared, fits)],
                               prepared.frame.image_id.values[prepared.rows("test")], y_test, test_probs, head_sha,
-                              timed, gap, {"features": feats.seconds, "heads": train_seconds})
+                              timed, gap, {"features": feats.seconds, "heads": train_seconds}, val_predictions)
 
 
 def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: list[TunedModel],
