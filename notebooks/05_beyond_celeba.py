@@ -132,7 +132,7 @@ for iteration in [it for it in known_iterations() if load_params(it).augment is 
                      f"{analysis.builds_on(iteration)}:"))
     effect = analysis.iteration_effect(table, runs_dir, default, iteration)
     if len(effect):
-        display(effect.set_index("backbone").T)
+        display(tables.readable(effect).set_index("backbone").T)
     else:
         display(Markdown(f"No backbone finished both iteration {iteration} and the one it builds on."))
 
@@ -150,7 +150,7 @@ except GfrError as exc:
     ensemble_seeds = None
     display(Markdown(f"No ensemble: {exc}"))
 if ensemble_seeds is not None:
-    display(ensemble.summary(ensemble_seeds))
+    display(tables.readable(ensemble.summary(ensemble_seeds)))
     judged = ensemble.verdict(ensemble_seeds)
     display(Markdown(
         f"Validation, seed mean: {judged['ensemble']} {judged['ensemble_val_mean']:.2%} against the best member "

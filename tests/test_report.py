@@ -85,3 +85,15 @@ def test_end_to_end_timing_returns_the_model_probabilities(synth_root):
     assert timed["images"] == 10 and timed["repeats"] == 3 and len(timed["runs_s"]) == 3
     assert timed["median_s"] == sorted(timed["runs_s"])[1]
     assert timed["probabilities"].shape == (10,)
+
+
+def test_readable_tables_show_percentages_and_p_values():
+    from gfr.report import tables
+
+    frame = pd.DataFrame({"run": ["A", "B"], "seeds": [5, 3], "val mean": [0.93456, 0.9],
+                          "Welch p (validation)": [0.3105, float("nan")], "McNemar p (wild all) Holm": [3e-12, 1.0]})
+    out = tables.readable(frame)
+    assert out["val mean"].tolist() == ["93.46%", "90.00%"]
+    assert out["Welch p (validation)"].tolist() == ["0.31", "–"]
+    assert out["McNemar p (wild all) Holm"].tolist() == ["3e-12", "1"]
+    assert out.seeds.tolist() == [5, 3] and out.run.tolist() == ["A", "B"]

@@ -23,6 +23,23 @@ def pct_range(low, high, digits: int = 1) -> str:
     return f"{100 * low:.{digits}f}–{100 * high:.{digits}f}" if _known(low) and _known(high) else DASH
 
 
+def p_value(p) -> str:
+    """A p-value to two significant digits, or '–'."""
+    return f"{p:.2g}" if _known(p) else DASH
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table with p-value columns (named '... p ...') to two significant digits and the other numeric columns,
+    proportions, in percent: safe to transpose for display."""
+    out = frame.copy()
+    for col in out.columns:
+        if " p " in f" {col} ".replace("(", " "):
+            out[col] = out[col].map(p_value)
+        elif pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda x: pct(x, 2))
+    return out
+
+
 def mean_spread(mean, std, n) -> str:
     """'mean ± std (n seeds)' in percent; with one seed the spread is unknown: 'mean (1 seed, no spread)'."""
     if not _known(mean):

@@ -80,7 +80,8 @@ def summary(seeds: pd.DataFrame) -> pd.DataFrame:
             row[f"{col} mean"], row[f"{col} std"] = metrics.seed_summary(group[col])
             row[f"{col} CI low"], row[f"{col} CI high"] = metrics.seed_mean_ci(group[col])
         rows[model] = row
-    return pd.DataFrame(rows).T
+    table = pd.DataFrame(rows).T
+    return table.astype({"seeds": int})
 
 
 def wild_predictions(predictions: dict[str, pd.DataFrame], members: list[str]) -> pd.DataFrame:
