@@ -155,6 +155,10 @@ def cmd_verify(args) -> int:
             if not args.runs or r.name in args.runs:
                 run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
     table = verify.compare(args.committed, args.fresh, args.runs or None)
+    if args.runs and Path(args.out).is_file():  # the other runs keep their rows of the earlier record
+        import pandas as pd
+
+        table = verify.merge(pd.read_csv(args.out), table)
     files.write_csv(args.out, table)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
@@ -329,7 +333,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--fresh", default=str(Path("build") / "verify" / "runs"))
     v.add_argument("--cache-dir", default=str(Path("build") / "verify" / "cache"))
     v.add_argument("--runs", nargs="+", metavar="RUN",
-                   help="only these runs (default: every run of the registry)")
+                   help="only these runs (default: every run of the registry); the other runs keep their rows of "
+                        "the earlier record in --out")
     v.add_argument("--out", default=str(Path("reports") / "verify.csv"),
                    help="the table of every number (default: %(default)s, the committed record of the last verify)")
     v.set_defaults(func=cmd_verify)

@@ -183,6 +183,18 @@ def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) 
     return table
 
 
+def ensemble_table(predictions: dict[str, pd.DataFrame], members: list[str]) -> pd.DataFrame:
+    """`accuracy_table` of an ensemble's members, the ensemble (the mean of their P(male)) and the peer (McNemar
+    against it, Holm over this table)."""
+    from gfr.study import ensemble
+
+    table = {m: predictions[m] for m in members if m in predictions}
+    table[ensemble.name(members)] = ensemble.wild_predictions(predictions, members)
+    if PEER in predictions:
+        table[PEER] = predictions[PEER]
+    return accuracy_table(table)
+
+
 SUMMARY = REPORTS_DIR / "wild-summary.json"  # committed: accuracies only (no per-image labels)
 
 
@@ -202,6 +214,6 @@ def write_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike 
 
     if all(m in default for m in ensemble.MEMBERS):  # the study's ensemble: its members, itself and the peer
         summary["ensemble"] = {"members": ensemble.MEMBERS,
-                               "models": ensemble.wild_table(default, ensemble.MEMBERS).to_dict("records")}
+                               "models": ensemble_table(default, ensemble.MEMBERS).to_dict("records")}
     files.write_json(path, summary)
     return summary

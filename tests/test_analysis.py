@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from gfr.study import analysis, artefacts, metrics, results, verify
+from conftest import edit_record
 
 
 def test_holm_matches_the_hand_computation_and_keeps_nan():
@@ -129,7 +130,53 @@ def test_verify_summary_and_readme_block_count_what_was_checked(saved_run, tmp_p
     assert "Not in this check: " in block and "ResNet50-it4" in block.split("Not in this check: ")[1]
     assert f"{saved_run.name} val accuracy, seed mean" in block
     assert "has not been run" in docs.verify_block(tmp_path / "absent.csv")
+    # the same record read beside the committed runs: unchanged; once the run is committed anew, not verified
+    assert docs.verify_block(tmp_path / "verify.csv", committed) == block
+    edit_record(committed / saved_run.name, head_sha256="0" * 64)
+    assert verify.changed_since(table, committed) == [saved_run.name]
+    stale = docs.verify_block(tmp_path / "verify.csv", committed)
+    assert "1 runs rerun (1 not run; 0 finished)" in stale
+    assert f"({saved_run.name}: committed anew since it was checked.)" in stale
+    assert saved_run.name in stale.split("Not in this check: ")[1]
+
+
+def test_verify_of_some_runs_keeps_the_other_runs_rows():
+    earlier = pd.DataFrame({"run": ["A", "A", "B"], "number": ["status", "head_sha256", "status"], "ok": True})
+    now = pd.DataFrame({"run": ["B", "B"], "number": ["status", "head_sha256"], "ok": [True, False]})
+    merged = verify.merge(earlier, now)
+    assert merged.run.tolist() == ["A", "A", "B", "B"] and merged.ok.tolist() == [True, True, True, False]
 
 def test_results_mark_exactly_one_chosen_run(saved_run):
     frame = results.collect(saved_run.parent)
     assert frame.chosen.sum() == 1 and frame.loc[frame.chosen, "run"].item() == saved_run.name
+
+
+def test_settle_takes_the_cheapest_option_within_the_noise():
+    assert analysis.settle({"detect": [.977, .978, .978, .978, .977], "box": [.975, .977, .976, .976, .976]},
+                           cheapest="box")["chosen"] == "detect"  # higher, and the box is outside its noise
+    close = analysis.settle({"detect": [.977, .975, .979], "box": [.976, .977, .975]}, cheapest="box")
+    assert close["best"] == "detect" and close["welch_p"] >= analysis.ALPHA and close["chosen"] == "box"
+    assert analysis.settle({"detect": [.9, .91], "box": [.95, .96]}, cheapest="box")["chosen"] == "box"
+
+
+def test_the_descriptor_looks_for_the_face_where_the_committed_measurement_says():
+    from pathlib import Path
+
+    from gfr.models import face_descriptor
+
+    measured = json.loads((Path(__file__).resolve().parent.parent / "reports" / "face-locate.json").read_text())
+    assert face_descriptor.LOCATE == measured["chosen"]
+    settled = analysis.settle({k: v["val_accuracy_per_seed"] for k, v in measured["variants"].items()}, cheapest="box")
+    assert (settled["best"], settled["welch_p"]) == (measured["better_on_validation"], measured["welch_p"])
+
+
+def test_settle_paired_takes_the_cheapest_option_within_the_noise():
+    right = np.ones(400, bool)
+    worse = right.copy()
+    worse[:30] = False  # 30 photos wrong where the other is right: far outside the noise
+    assert analysis.settle_paired({"detect": worse, "box": right}, cheapest="box")["chosen"] == "box"
+    assert analysis.settle_paired({"detect": right, "box": worse}, cheapest="box")["chosen"] == "detect"
+    close = right.copy()
+    close[:2] = False
+    verdict = analysis.settle_paired({"detect": right, "box": close}, cheapest="box")
+    assert verdict["best"] == "detect" and verdict["p_value"] >= analysis.ALPHA and verdict["chosen"] == "box"

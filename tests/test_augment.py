@@ -210,7 +210,7 @@ def test_readme_block_shows_the_augmented_runs_and_the_ensemble_verdict(augmente
     predictions = {m: photos.assign(p_male=rng.random(20)) for m in members}
     summary = {"default_framing": "landmarks",
                "models": wild.accuracy_table(predictions).to_dict("records"),
-               "ensemble": {"members": members, "models": ensemble.wild_table(predictions, members).to_dict("records")}}
+               "ensemble": {"members": members, "models": wild.ensemble_table(predictions, members).to_dict("records")}}
     table = results.collect(augmented_runs, [*members])
     block = docs.beyond_block(summary, table.assign(chosen=False), augmented_runs)
     assert "Photo-like augmentation" in block

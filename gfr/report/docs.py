@@ -54,25 +54,30 @@ def results_block(results: pd.DataFrame, peer_summary: dict | None) -> str:
     return "\n".join(lines)
 
 
-def verify_block(table_path: Path) -> str:
-    """README's reproducibility record: what the last `make verify` found, from its committed table."""
+def verify_block(table_path: Path, runs_dir: Path | None = None) -> str:
+    """README's reproducibility record: what the last `make verify` found, from its committed table; a run
+    committed anew since it was checked (another head in `runs_dir`) counts as not in the check."""
     from gfr.study import verify
     from gfr.study.registry import expected_runs
 
     if not table_path.is_file():
         return "`make verify` has not been run on the committed runs yet (no `reports/verify.csv`)."
     table = pd.read_csv(table_path)
+    changed = verify.changed_since(table, runs_dir) if runs_dir is not None else []
+    table = table[~table.run.isin(changed)]
     runs = table[table.number == "status"]
     rerun = runs[runs.fresh == "ok"]
     same = table[table.number == "same kind of machine (numerics_id)"]
     machines = ", ".join(sorted(set(table[table.number == "machine"].fresh)))
     unchecked = [r.name for r in expected_runs() if r.name not in set(runs.run)]
     rerun_counts = ", ".join(f"{n} {status}" for status, n in runs.fresh.value_counts().items())
-    lines = [f"Last `make verify` ([`reports/verify.csv`](reports/verify.csv)): {len(runs)} runs rerun ({rerun_counts}; "
+    lines = [f"The `make verify` record ([`reports/verify.csv`](reports/verify.csv); `gfr verify --rerun --runs ...` "
+             f"updates the rows of some runs): {len(runs)} runs rerun ({rerun_counts}; "
              f"{len(rerun)} finished) from an empty feature cache on {machines or 'no machine (nothing rerun)'}; "
              f"the same kind of machine as the committed run (`numerics_id`) for "
              f"{int((same.fresh.astype(str) == 'True').sum())} of {len(same)}."
-             + (f" Not in this check: {', '.join(unchecked)}." if unchecked else ""), ""]
+             + (f" Not in this check: {', '.join(unchecked)}." if unchecked else "")
+             + (f" ({', '.join(changed)}: committed anew since it was checked.)" if changed else ""), ""]
     summary = verify.summary(table).rename(columns={"within": "within tolerance",
                                                     "largest_abs_deviation": "largest |deviation|"})
     summary["largest |deviation|"] = summary["largest |deviation|"].map(lambda x: "–" if pd.isna(x) else f"{x:.3g}")
@@ -166,7 +171,7 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
     wild = reports_dir / "wild-summary.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
             "performance": benchmark_tables.performance_block(bench_dir),
-            "verify": verify_block(reports_dir / "verify.csv"),
+            "verify": verify_block(reports_dir / "verify.csv", reports_dir / "runs"),
             "scaling": benchmark_tables.scaling_block(bench_dir),
             "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
                                    reports_dir / "runs")}

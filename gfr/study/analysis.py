@@ -128,6 +128,24 @@ def choice(results: pd.DataFrame, runs_dir) -> dict:
     return {"best": best.run, "cheaper_within_noise": ties, "chosen": chosen, "rule": CHOICE_RULE}
 
 
+def settle(per_seed: dict[str, list[float]], cheapest: str) -> dict:
+    """CHOICE_RULE for the settings of one run (e.g. where a backbone looks for the face): the option with the
+    highest mean validation accuracy over seeds, unless the cheapest option is within its noise (Welch p >= ALPHA)."""
+    means = {k: float(np.mean(v)) for k, v in per_seed.items()}
+    best = max(means, key=means.get)
+    p = float(stats.ttest_ind(per_seed[best], per_seed[cheapest], equal_var=False).pvalue) if best != cheapest else 1.0
+    return {"best": best, "welch_p": p, "chosen": cheapest if p >= ALPHA else best, "means": means}
+
+
+def settle_paired(correct: dict[str, np.ndarray], cheapest: str) -> dict:
+    """The same rule on one set of images (e.g. in-the-wild-dev): the option with the most images right, unless the
+    cheapest option is within its noise (McNemar's exact test on the same images, p >= ALPHA)."""
+    accuracy = {k: float(np.mean(v)) for k, v in correct.items()}
+    best = max(accuracy, key=accuracy.get)
+    p = metrics.mcnemar(correct[best], correct[cheapest])["p_value"] if best != cheapest else 1.0
+    return {"best": best, "p_value": float(p), "chosen": cheapest if p >= ALPHA else best, "accuracy": accuracy}
+
+
 def choose(results: pd.DataFrame, runs_dir) -> pd.Series:
     """The chosen run's results row (see CHOICE_RULE)."""
     return results[results.run == choice(results, runs_dir)["chosen"]].iloc[0]

@@ -94,14 +94,3 @@ def wild_predictions(predictions: dict[str, pd.DataFrame], members: list[str]) -
         if not f.file.equals(frames[0].file):
             raise GfrError(f"{m}: its in-the-wild images differ from {members[0]}'s")
     return frames[0].assign(p_male=np.mean([f.p_male.to_numpy() for f in frames], axis=0))
-
-
-def wild_table(predictions: dict[str, pd.DataFrame], members: list[str]) -> pd.DataFrame:
-    """`wild.accuracy_table` of the members, the ensemble and the peer (McNemar against it, Holm over this table)."""
-    from gfr import wild
-
-    table = {m: predictions[m] for m in members if m in predictions}
-    table[name(members)] = wild_predictions(predictions, members)
-    if wild.PEER in predictions:
-        table[wild.PEER] = predictions[wild.PEER]
-    return wild.accuracy_table(table)

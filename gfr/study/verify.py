@@ -84,6 +84,25 @@ def compare(committed_dir: str | os.PathLike, fresh_dir: str | os.PathLike, runs
     return pd.DataFrame(rows, columns=["run", "number", "committed", "fresh", "deviation", "tolerance", "rule", "ok"])
 
 
+def merge(earlier: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """An earlier record with the rows of the runs `table` checks replaced by its rows (verify --runs keeps the
+    others' earlier rows)."""
+    kept = earlier[~earlier.run.isin(set(table.run))]
+    return pd.concat([kept, table], ignore_index=True)
+
+
+def changed_since(table: pd.DataFrame, committed_dir: str | os.PathLike) -> list[str]:
+    """Runs whose committed head differs from the one the record checked: rerun since, so no longer verified."""
+    heads = table[table.number == "head_sha256"]
+    changed = []
+    for r in heads.itertuples():
+        path = Path(committed_dir) / r.run / artefacts.MANIFEST
+        now = artefacts.load_record(Path(committed_dir) / r.run).get("head_sha256") if path.is_file() else None
+        if now != r.committed:
+            changed.append(r.run)
+    return changed
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per rule: how many numbers were checked, how many kept their tolerance, and the largest deviation."""
     checked = table[table.rule != "shown only"].copy()
