@@ -31,6 +31,7 @@ def test_iteration_5_is_iteration_3_plus_augmentation():
     assert analysis.builds_on(5) == 3 and analysis.builds_on(4) == 3 and analysis.builds_on(2) == 1
     assert analysis.builds_on(1) is None
     assert analysis.lever(3, 5) == f"{b.augment.copies} photo-like augmented copies of each training image"
+    assert analysis.lever(5, 6) == "augmentation tight_crop 0 -> 0.3"
 
 
 @pytest.mark.parametrize("change, message", [

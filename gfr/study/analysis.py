@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from pathlib import Path
@@ -188,6 +189,10 @@ def lever(before: int, after: int, params_dir: str | os.PathLike = PARAMS_DIR) -
         changes.append(f"fine-tuning the top block(s) ({b.finetune.epochs} epochs)")
     if b.augment is not None and a.augment is None:
         changes.append(f"{b.augment.copies} photo-like augmented copies of each training image")
+    elif b.augment is not None and a.augment != b.augment:
+        changed = [f.name for f in dataclasses.fields(b.augment) if getattr(a.augment, f.name) != getattr(b.augment, f.name)]
+        changes.append("augmentation " + ", ".join(f"{k} {getattr(a.augment, k):g} -> {getattr(b.augment, k):g}"
+                                                   for k in changed))
     if a.image_size != b.image_size or a.native_input != b.native_input:
         changes.append(f"{'native ' if b.native_input else ''}{'x'.join(map(str, b.image_size))} input instead of "
                        f"{'x'.join(map(str, a.image_size))}")
