@@ -59,7 +59,7 @@ def main() -> int:
     from gfr.study import analysis, metrics
 
     wild_root = wild.wild_dir(None)
-    photos, _ = wild._framed(str(wild_root), faces.FRAMINGS[0], True, str(wild.OUT_DIR))  # as --detect-faces frames
+    photos, _ = wild.framed(str(wild_root), faces.FRAMINGS[0], True, str(wild.OUT_DIR))  # as --detect-faces frames
     photo_labels = wild.labels(wild_root)
     val_right, wild_right = {}, {}
     found = sum(bool(faces.detect(decode(p, None))) for p in paths)

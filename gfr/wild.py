@@ -51,7 +51,7 @@ def _faces_key() -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _framed(root: str, framing: str, progress: bool, out_dir: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+def framed(root: str, framing: str, progress: bool, out_dir: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Every image framed once (CelebA size, 218x178) for all runs: the crop of the largest face and its detector.
 
     Kept in `out_dir` (.framed-<framing>.npz, keyed by labels and geometry), so later runs and processes reuse it."""
@@ -109,7 +109,7 @@ def predict_run(run_dir: str | os.PathLike, root: Path, out_dir: Path = OUT_DIR,
     if (hit := _cached(path, key)) is not None:
         return hit
     loaded = load_model(run_dir)
-    crops, found_by = _framed(str(root), framing, progress, str(out_dir))
+    crops, found_by = framed(str(root), framing, progress, str(out_dir))
     size = tuple(loaded.record["input_size"])
     probs = forward(loaded, [faces.resize(c, size) for c in crops], batch_size)
     frame = labels(root).assign(p_male=probs, detector=list(found_by))

@@ -93,9 +93,9 @@ fig = plots.class_balance(frame)
 #
 # One face-domain backbone sits beside them: `DlibFaceDescriptor`, dlib's ResNet face descriptor (128-d, trained
 # for identity, CC0; provenance in "Beyond CelebA"). It takes CelebA's images at their own size, finds the 5
-# landmarks inside dlib's HOG face box (inside CelebA's measured face box where HOG finds none; chosen on
-# validation, see "Beyond CelebA") and describes dlib's 150x150 face chip; the same head trains on its cached 128-d
-# output (iteration 3 only: the iterations that resize or augment the images are for the ImageNet backbones).
+# landmarks inside CelebA's measured face box (rather than a HOG detection: a face-detection setting, chosen on
+# in-the-wild-dev, see "Beyond CelebA") and describes dlib's 150x150 face chip; the same head trains on its cached
+# 128-d output (iteration 3 only: the iterations that resize or augment the images are for the ImageNet backbones).
 #
 # Sizes: Keras takes (height, width). The original write-up's "(178, 218)" is width x height; we feed the
 # images in their own orientation, 218 high x 178 wide, with the model input shape left at None x None.

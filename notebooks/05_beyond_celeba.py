@@ -43,7 +43,7 @@ from gfr.models import face_descriptor
 from gfr.report import tables
 from gfr.report.notebooks import use_project_root
 from gfr.params import known_iterations, load_params
-from gfr.study import analysis, artefacts, ensemble, identity, metrics, peer, results
+from gfr.study import analysis, artefacts, ensemble, identity, peer, results
 
 use_project_root()  # default paths are relative to the project root
 pd.set_option("display.precision", 4)
@@ -106,14 +106,10 @@ check = []
 for (run, framing), frame in framed.items():
     if framing != "landmarks" or (run, "none") not in framed:
         continue
-    whole = framed[(run, "none")].set_index("file").loc[frame.file]
-    for source in sorted(frame.source.unique()):
-        mask = (frame.source == source).values
-        a = metrics.is_correct(frame.p_male.values[mask], frame.male.values[mask])
-        b = metrics.is_correct(whole.p_male.values[mask], whole.male.values[mask])
-        check.append({"run": run, "source": source, "--detect-faces": a.mean(), "whole photo": b.mean(),
-                      "difference (pp)": 100 * (a.mean() - b.mean()),
-                      "McNemar p": metrics.mcnemar(a, b)["p_value"]})
+    for r in analysis.paired_by_source(frame, framed[(run, "none")]).itertuples():
+        if r.source != "all":
+            check.append({"run": run, "source": r.source, "--detect-faces": r.accuracy_a, "whole photo": r.accuracy_b,
+                          "difference (pp)": 100 * (r.accuracy_a - r.accuracy_b), "McNemar p": r.mcnemar_p})
 if check:
     display(pd.DataFrame(check).set_index(["run", "source"]))
 

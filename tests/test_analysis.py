@@ -180,3 +180,14 @@ def test_settle_paired_takes_the_cheapest_option_within_the_noise():
     close[:2] = False
     verdict = analysis.settle_paired({"detect": right, "box": close}, cheapest="box")
     assert verdict["best"] == "detect" and verdict["p_value"] >= analysis.ALPHA and verdict["chosen"] == "box"
+
+
+def test_paired_by_source_compares_the_same_photos_in_any_order():
+    a = pd.DataFrame({"file": ["1", "2", "3", "4"], "source": ["x", "x", "y", "y"], "male": [1, 0, 1, 0],
+                      "p_male": [0.9, 0.8, 0.7, 0.1]})  # 3 of 4 right (file 2 wrong)
+    b = a.assign(p_male=[0.2, 0.1, 0.8, 0.3]).iloc[::-1]  # 3 of 4 right (file 1 wrong), listed backwards
+    out = analysis.paired_by_source(a, b).set_index("source")
+    assert out.index.tolist() == ["x", "y", "all"]
+    assert out.loc["x", "accuracy_a"] == 0.5 and out.loc["x", "accuracy_b"] == 0.5
+    assert out.loc["y", "accuracy_a"] == 1.0 and out.loc["y", "accuracy_b"] == 1.0
+    assert out.loc["all", "mcnemar_p"] == metrics.mcnemar([1, 0, 1, 1], [0, 1, 1, 1])["p_value"]

@@ -210,6 +210,21 @@ def builds_on(iteration: int, params_dir: str | os.PathLike = PARAMS_DIR) -> int
     return max(earlier, default=None)
 
 
+def paired_by_source(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two sets of predictions of the same photos (file, source, male, p_male): per source and over all of them
+    ("all", last), the accuracy of each and McNemar's exact test on the same photos."""
+    a = a.sort_values("file").reset_index(drop=True)
+    b = b.set_index("file").loc[a.file].reset_index()
+    rows = []
+    for source in [*sorted(a.source.unique()), "all"]:
+        mask = np.ones(len(a), bool) if source == "all" else (a.source == source).values
+        right_a = metrics.is_correct(a.p_male.values[mask], a.male.values[mask])
+        right_b = metrics.is_correct(b.p_male.values[mask], b.male.values[mask])
+        rows.append({"source": source, "accuracy_a": right_a.mean(), "accuracy_b": right_b.mean(),
+                     "mcnemar_p": metrics.mcnemar(right_a, right_b)["p_value"]})
+    return pd.DataFrame(rows)
+
+
 def iteration_effect(results: pd.DataFrame, runs_dir, wild_predictions: dict[str, pd.DataFrame],
                      after: int) -> pd.DataFrame:
     """Per backbone finished in iteration `after` and in the one it builds on: seed-mean validation and test
@@ -228,14 +243,9 @@ def iteration_effect(results: pd.DataFrame, runs_dir, wild_predictions: dict[str
                "test mean before": a.test_accuracy_seed_mean, "test mean after": b.test_accuracy_seed_mean,
                "Welch p (validation)": float(stats.ttest_ind(val[1], val[0], equal_var=False).pvalue)}
         if a.run in wild_predictions and b.run in wild_predictions:
-            wa = wild_predictions[a.run].sort_values("file").reset_index(drop=True)
-            wb = wild_predictions[b.run].set_index("file").loc[wa.file].reset_index()
-            for source in [*sorted(wa.source.unique()), "all"]:
-                mask = np.ones(len(wa), bool) if source == "all" else (wa.source == source).values
-                ra = metrics.is_correct(wa.p_male.values[mask], wa.male.values[mask])
-                rb = metrics.is_correct(wb.p_male.values[mask], wb.male.values[mask])
-                row[f"wild {source} before"], row[f"wild {source} after"] = ra.mean(), rb.mean()
-                row[f"McNemar p (wild {source})"] = metrics.mcnemar(rb, ra)["p_value"]
+            for r in paired_by_source(wild_predictions[a.run], wild_predictions[b.run]).itertuples():
+                row[f"wild {r.source} before"], row[f"wild {r.source} after"] = r.accuracy_a, r.accuracy_b
+                row[f"McNemar p (wild {r.source})"] = r.mcnemar_p
         rows.append(row)
     table = pd.DataFrame(rows)
     tests = [c for c in table.columns if c.endswith(")") and " p (" in c]

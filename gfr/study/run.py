@@ -169,11 +169,11 @@ def load_features(prepared: PreparedRun) -> SplitFeatures:
     parts = {s: prepared.rows(s) for s in split.SPLITS}
     feats = SplitFeatures({s: np.asarray(arrays["pooled"][r]) for s, r in parts.items()},
                           {s: prepared.labels(s) for s in split.SPLITS}, infos["pooled"], 0.0)
-    copies = [np.asarray(arrays[name]) for name in requests if name.startswith("augmented")]
-    if copies:  # the head trains on the plain training features and every augmented copy's
-        feats.x["train"] = np.concatenate([feats.x["train"], *copies])
-        feats.y["train"] = np.tile(feats.y["train"], 1 + len(copies))
-        feats.cache_info = {**infos["pooled"], "augmented": [infos[n] for n in requests if n.startswith("augmented")]}
+    augmented = [name for name in requests if name.startswith("augmented")]
+    if augmented:  # the head trains on the plain training features and every augmented copy's
+        feats.x["train"] = np.concatenate([feats.x["train"], *(np.asarray(arrays[n]) for n in augmented)])
+        feats.y["train"] = np.tile(feats.y["train"], 1 + len(augmented))
+        feats.cache_info = {**infos["pooled"], "augmented": [infos[n] for n in augmented]}
     if "plain" in arrays:
         feats.boundary = {"layer": requests["plain"]["layer"], "plain": arrays["plain"],
                           "mirrored": arrays.get("mirrored")}
