@@ -8,14 +8,21 @@ two sides' throughput on the chips (side by side, sides alternating over blocks 
 cosine >= 0.99999 (float32 rounding gives about 1e-6).
 Writes reports/descriptor-port.json (a study measurement, shown in the report).
 
+`--heads REV` adds the head comparison to that file: the run DlibFaceDescriptor-it3 as committed at git revision
+REV (features from dlib's own network) against the run in the working tree (features from the port), on the test
+split: each seed's accuracy, the seed means, and the share of test images with the same label, seed by seed.
+
     GFR_DATA_DIR=../shared/celeba-5k .venv/bin/python benchmarks/descriptor_port.py [--limit N]
+    .venv/bin/python benchmarks/descriptor_port.py --heads a35f1df
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -25,12 +32,49 @@ from common import REPO, quiet_backends
 
 OUT = REPO / "reports" / "descriptor-port.json"
 BLOCK = 256  # chips per alternation block
+RUN = "reports/runs/DlibFaceDescriptor-it3"
+
+
+def compare_heads(revision: str) -> dict:
+    """The committed dlib-feature run at `revision` against the port-feature run in the working tree (test split)."""
+    import pandas as pd
+
+    from gfr.study import metrics
+
+    def at(rev: str | None) -> pd.DataFrame:
+        path = f"{RUN}/test_predictions.csv"
+        if rev is None:
+            return pd.read_csv(REPO / path)
+        text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, check=True, capture_output=True, text=True)
+        return pd.read_csv(io.StringIO(text.stdout))
+
+    old, new = at(revision), at(None)
+    if not old.image_id.equals(new.image_id):
+        raise SystemExit("the two runs' test images differ: not comparable")
+    seeds = [c for c in old.columns if c.startswith("prob_seed")]
+    acc = {side: {c: float(metrics.is_correct(f[c], f.label).mean()) for c in seeds} for side, f in (("dlib", old), ("port", new))}
+    same = {c: float((metrics.predicted_male(old[c]) == metrics.predicted_male(new[c])).mean()) for c in seeds}
+    mean = {side: float(np.mean(list(v.values()))) for side, v in acc.items()}
+    return {"revision": revision, "run": RUN, "test_images": int(len(old)), "accuracy_per_seed": acc,
+            "seed_mean": mean, "seed_mean_diff_points": 100 * (mean["port"] - mean["dlib"]),
+            "same_label_share_per_seed": same, "same_label_share_min": min(same.values()),
+            "targets": {"seed_mean_diff_points": 0.1, "same_label_share_min": 0.999},
+            "met": bool(abs(mean["port"] - mean["dlib"]) <= 0.001 and min(same.values()) >= 0.999)}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, help="only the first N images (a smoke run; writes nothing)")
+    p.add_argument("--heads", metavar="REV", help="add the head comparison against the run committed at REV")
     args = p.parse_args(argv)
+    if args.heads:
+        from gfr import files
+
+        result = json.loads(OUT.read_text()) if OUT.is_file() else {}
+        result["heads"] = compare_heads(args.heads)
+        files.write_text(OUT, json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["heads"], indent=2))
+        return 0 if result["heads"]["met"] else 1
     quiet_backends()
     import keras
 

@@ -21,16 +21,17 @@ def test_run_names_round_trip_and_order():
 
 def test_expected_runs_come_from_backbones_and_params():
     head_only = [r.name for r in registry.expected_runs(finetune=False)]
-    assert len(head_only) == 21 and head_only[0] == "VGG16-it1" and "InceptionResNetV2-it3" in head_only
-    # the augmented iterations 5 and 6 strengthen every ImageNet backbone
+    assert len(head_only) == 23 and head_only[0] == "VGG16-it1" and "InceptionResNetV2-it3" in head_only
+    # the augmented iterations 5 and 6 strengthen every backbone, dlib's descriptor included
     for it in (5, 6):
         assert [n for n in head_only if n.endswith(f"-it{it}")] == [f"{b}-it{it}" for b in (
-            "VGG16", "InceptionV3", "InceptionResNetV2", "ResNet50")]
-    # dlib's descriptor takes CelebA's native size only, without augmentation: iteration 3 (input_size null), not
-    # the resizing it1/it2 nor the augmented it5/it6
-    assert [n for n in head_only if n.startswith("DlibFaceDescriptor")] == ["DlibFaceDescriptor-it3"]
+            "VGG16", "InceptionV3", "InceptionResNetV2", "ResNet50", "DlibFaceDescriptor")]
+    # dlib's descriptor takes CelebA's native size only: iterations 3, 5 and 6 (input_size null), not the
+    # resizing it1/it2
+    assert [n for n in head_only if n.startswith("DlibFaceDescriptor")] == [
+        "DlibFaceDescriptor-it3", "DlibFaceDescriptor-it5", "DlibFaceDescriptor-it6"]
     everything = [r.name for r in registry.expected_runs()]
-    assert everything == head_only[:18] + ["ResNet50-it4", "ResNet50-it5", "ResNet50-it6", "DlibFaceDescriptor-it3"]
+    assert everything == head_only[:18] + ["ResNet50-it4", "ResNet50-it5", "ResNet50-it6"] + head_only[20:]
     assert registry.finetune_iterations() == [4]
 
 

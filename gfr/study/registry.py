@@ -71,12 +71,12 @@ def finetune_iterations(params_dir: str | os.PathLike = PARAMS_DIR) -> list[int]
 
 def expected_runs(finetune: bool = True, params_dir: str | os.PathLike = PARAMS_DIR) -> list[RunId]:
     """Every run the study expects: each backbone x each head-only iteration (for a backbone that takes only
-    CelebA's native size, dlib's descriptor, the native-input iterations without augmentation: the augmented
-    iterations are there to strengthen the ImageNet backbones), then the fine-tuned run(s)."""
+    CelebA's native size, dlib's descriptor, the native-input iterations, augmented ones included), then the
+    fine-tuned run(s)."""
     tuned = finetune_iterations(params_dir)
     heads = [it for it in known_iterations(params_dir) if it not in tuned]
     loaded = {it: load_params(it, params_dir=params_dir) for it in heads}
-    native = {it for it, p in loaded.items() if p.native_input and p.augment is None}
+    native = {it for it, p in loaded.items() if p.native_input}
     runs = [RunId(b, it) for b in BACKBONES for it in heads if not REGISTRY[b].native_only or it in native]
     if finetune:
         runs += [RunId(FINETUNE_BACKBONE, it) for it in tuned]
