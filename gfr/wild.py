@@ -47,7 +47,8 @@ def labels(root: Path) -> pd.DataFrame:
 
 def _faces_key() -> str:
     """What framing a photo depends on besides the photo: the measured CelebA geometry."""
-    return object_sha256([faces.LANDMARKS, faces.CELEBA_BOX, faces.FRAME_DX, faces.FRAME_DY, faces.FRAME_WIDTH])
+    return object_sha256([faces.LANDMARKS, faces.CELEBA_BOX, faces.FRAME_DX, faces.FRAME_DY, faces.FRAME_WIDTH]
+                         + ([faces.FINDER] if faces.FINDER != "enlarged" else []))
 
 
 @functools.lru_cache(maxsize=4)

@@ -159,3 +159,33 @@ def test_face_descriptor_backbone_gives_128_features_and_joins_a_head(dlib):
     assert features.shape == (2, backbone.feature_dim) and np.isfinite(features).all()
     probs = full_model(extractor, build_head(backbone.feature_dim, 4)).predict_on_batch(batch)
     assert np.asarray(probs).shape == (2, 1)
+
+
+def test_faces_are_found_as_the_committed_measurement_chose():
+    """FINDER is the finder benchmarks/face_finding.py settled on in-the-wild-dev (reports/face-finding.json)."""
+    import json
+    from pathlib import Path
+
+    from gfr.study import analysis
+
+    measured = json.loads((Path(__file__).resolve().parent.parent / "reports" / "face-finding.json").read_text())
+    assert faces.FINDER == measured["chosen"] and set(measured["finders"]) == set(faces.FINDERS)
+    fastest = min(measured["finders"], key=lambda f: measured["finders"][f]["framing_s"])
+    assert measured["fastest"] == fastest
+    # the rule's outcome from the recorded accuracies: the faster finder unless the other is significantly better
+    better = max(measured["finders"], key=lambda f: measured["finders"][f]["accuracy"])
+    assert measured["chosen"] == (fastest if measured["mcnemar_p"] >= analysis.ALPHA else better)
+
+
+def test_native_first_looks_at_the_photo_as_it_is_before_enlarging(dlib, monkeypatch):
+    scales = []
+    monkeypatch.setattr(faces, "detect", lambda rgb, scale=None: scales.append(scale) or [])
+    monkeypatch.setattr(faces, "detect_cnn", lambda rgb: [])
+    photo = np.zeros((250, 250, 3), np.uint8)
+    assert faces.find_faces(photo, finder="native-first") == ([], "none")
+    assert scales == [1.0, None]  # as it is, then enlarged into DETECT_SIDE
+    scales.clear()
+    faces.find_faces(photo, finder="enlarged")
+    assert scales == [None]
+    with pytest.raises(GfrError, match="unknown face finder 'x'"):
+        faces.find_faces(photo, finder="x")

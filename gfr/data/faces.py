@@ -40,6 +40,13 @@ FRAME_WIDTH = 1.88
 # are enlarged so faces down to ~1/8 of the longer side reach the detector's 80-pixel window; large ones
 # are shrunk to keep detection fast (faces under ~1/16 of the longer side are then missed).
 DETECT_SIDE = (640, 1280)
+# How faces are looked for, cheapest first where it matters: "native-first" runs HOG on the photo as it is (a
+# photo longer than DETECT_SIDE[1] shrunk to it), and only where it finds none on the photo enlarged into
+# DETECT_SIDE, then dlib's CNN detector; "enlarged" (the earlier method) starts with the enlarged photo. A
+# face-detection setting, so settled on in-the-wild-dev for accuracy and speed (benchmarks/face_finding.py ->
+# reports/face-finding.json; a test ties FINDER to it).
+FINDERS = ("native-first", "enlarged")
+FINDER = "native-first"
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,8 +67,7 @@ def detect(rgb: np.ndarray, scale: float | None = None) -> list[tuple[float, flo
     rgb = _check(rgb)
     height, width = rgb.shape[:2]
     if scale is None:
-        longer = max(height, width)
-        scale = min(max(1.0, DETECT_SIDE[0] / longer), DETECT_SIDE[1] / longer)
+        scale = _detect_scale(rgb)
     seen = rgb
     if scale != 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -220,8 +226,16 @@ def align(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     return warp(rgb, similarity(points, np.asarray(LANDMARKS)))
 
 
-def find_faces(rgb: np.ndarray, cnn_fallback: bool = True) -> tuple[list, str]:
-    """(face boxes, which detector found them: "hog" | "cnn" | "none"): HOG first, the CNN where HOG finds none."""
+def find_faces(rgb: np.ndarray, cnn_fallback: bool = True, finder: str | None = None) -> tuple[list, str]:
+    """(face boxes, which detector found them: "hog" | "cnn" | "none"): HOG first (as `finder` says, FINDER by
+    default), the CNN where HOG finds none."""
+    finder = finder or FINDER
+    if finder not in FINDERS:
+        raise GfrError(f"unknown face finder {finder!r} (known: {', '.join(FINDERS)})")
+    if finder == "native-first":
+        native = min(1.0, DETECT_SIDE[1] / max(_check(rgb).shape[:2]))
+        if native != _detect_scale(rgb) and (boxes := detect(rgb, native)):
+            return boxes, "hog"
     boxes = detect(rgb)
     if boxes:
         return boxes, "hog"
@@ -239,13 +253,15 @@ def resize(crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
 
 
-def crops(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0]) -> tuple[list[np.ndarray], str]:
+def crops(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0],
+          finder: str | None = None) -> tuple[list[np.ndarray], str]:
     """(one uint8 crop of `size` (h, w) per face found, largest first; which detector found them).
 
     framing: "landmarks" (HOG, then the CNN detector where HOG finds none; 5 landmarks; similarity transform
     onto CelebA's landmark positions), "landmarks-hog" (the same, HOG only), "box" (HOG box framed with
     FRAME_* constants, no rotation: the earlier method), "none" (the whole image resized; detector "none").
-    No face found: [] and "none" (the caller decides; `crops_or_whole` takes the whole image).
+    No face found: [] and "none" (the caller decides; `crops_or_whole` takes the whole image). `finder`: see
+    `find_faces` (the landmark framings only).
     """
     rgb = _check(rgb)
     if framing not in FRAMINGS:
@@ -254,13 +270,14 @@ def crops(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0]) ->
         return [resize(rgb, size)], "none"
     if framing == "box":
         return [resize(cut(rgb, frame(box)), size) for box in detect(rgb)], "hog"
-    boxes, found_by = find_faces(rgb, cnn_fallback=framing == "landmarks")
+    boxes, found_by = find_faces(rgb, cnn_fallback=framing == "landmarks", finder=finder)
     return [resize(align(rgb, landmarks(rgb, box)), size) for box in boxes], found_by
 
 
-def crops_or_whole(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0]) -> tuple[list[np.ndarray], str]:
+def crops_or_whole(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMINGS[0],
+                   finder: str | None = None) -> tuple[list[np.ndarray], str]:
     """`crops`, or the whole image resized when no face is found (then the detector is "none")."""
-    found, by = crops(rgb, size, framing)
+    found, by = crops(rgb, size, framing, finder)
     return (found, by) if found else ([resize(_check(rgb), size)], "none")
 
 
