@@ -67,6 +67,11 @@ def cmd_run(args) -> int:
 def cmd_predict(args) -> int:
     from gfr import predict
 
+    if args.descriptor_impl:
+        from gfr.models import face_descriptor
+
+        os.environ[face_descriptor.IMPL_ENV] = args.descriptor_impl
+
     return predict.run_command(args.run, args.images, weights=args.weights, csv_path=args.csv,
                                detect_faces=args.detect_faces, batch_size=args.batch_size, workers=args.workers,
                                quiet=args.quiet)
@@ -302,6 +307,9 @@ def parser() -> argparse.ArgumentParser:
                         "a row per face, or one row 'no face found' without a prediction")
     q.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
     q.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")
+    q.add_argument("--descriptor-impl", choices=["keras", "dlib"],
+                   help="for dlib's face descriptor runs: its network as gfr's Keras port (default; batched, exact to "
+                        "float32 rounding) or as dlib's own C++ network (the reference, about 10x slower)")
     q.add_argument("-q", "--quiet", action="store_true",
                    help="no progress meter (it shows on stderr only when stderr is a terminal)")
     q.set_defaults(func=cmd_predict)

