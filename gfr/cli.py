@@ -303,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--csv", help="also write the rows to this CSV file (path, face, p_male, label, error); written "
                                  "as they come to a temporary file renamed onto it at the end")
     q.add_argument("--detect-faces", action="store_true",
-                   help="find faces first (for photos that are not CelebA crops; needs dlib: pip install -e .[peers]): "
+                   help="find faces first (for photos that are not CelebA crops; dlib, a gfr dependency): "
                         "a row per face, or one row 'no face found' without a prediction")
     q.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
     q.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")

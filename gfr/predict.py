@@ -112,7 +112,9 @@ def load_model(run_dir: str | os.PathLike, weights: str | None = None) -> Loaded
     spec = weights or ("none" if record["weights_sha256"] == "random" else "imagenet")
     try:
         resolved = backbones.resolve_weights(backbone, spec)
-    except WeightsUnavailable:
+    except WeightsUnavailable as exc:
+        if backbone.kind != "keras":  # dlib's descriptor: its file comes with a package; the error names it
+            raise GfrError(f"{run_dir}: {exc}") from None
         now = os.environ.get(backbones.WEIGHTS_ENV) or "unset"
         raise GfrError(f"{run_dir} needs {backbone.name}'s ImageNet weights {backbone.weights_file}, not found: "
                        + WEIGHTS_HINT.format(now=now)) from None

