@@ -44,6 +44,11 @@ def full_from_trained(backbone, image_size, native, weights, trained, seed: int)
     return full_model(extractor, trained.get_layer(HEAD_NAME))
 
 
+def save_trained(trained, path) -> None:
+    """The fine-tuned model's weights at `path` (.weights.h5), without the optimizer's state (a third the size)."""
+    keras.Model(trained.inputs, trained.outputs).save_weights(path)  # an uncompiled view of the same layers
+
+
 def load_finetuned(backbone, record: dict, weights, weights_file):
     """Rebuild a saved fine-tuned run's full model from its manifest and weights file (used by `gfr predict`)."""
     seed_everything(record["params"]["seed"])

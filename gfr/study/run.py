@@ -300,7 +300,7 @@ def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: list
     prepared.run_dir.mkdir(parents=True, exist_ok=True)
     head_sha = save_head(reported.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
     with files.atomic_path(prepared.run_dir / artefacts.FINETUNED_FILE, suffix=".weights.h5") as tmp:
-        reported.model.save_weights(tmp)
+        finetune.save_trained(reported.model, tmp)
     record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": p.head.dense_units,
               "finetune_boundary": feats.boundary["layer"], "finetuned_file": artefacts.FINETUNED_FILE,
