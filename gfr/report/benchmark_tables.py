@@ -416,12 +416,14 @@ def predict_block(records) -> str:
                     for i, r in enumerate(m.get("runs") or [], 1)]
             parts.append(table(["process", "size", "images", "CSV rows", "peak RSS (VmHWM)", "wall time"], rows))
             parts += ["", f"- Peak 4N / N of each repeat: {runs(d.get('ratio_per_repeat'), '.3f')}.", ""]
+        sets = t.get("sets") or ({"photos": t} if t else {})  # earlier results: one set, no "sets"
         if t:
-            ips = t.get("images_per_s") or {}
-            per_repeat = t.get("ratio_per_repeat") or {}
-            parts += [f"Throughput on the same CPU, in one process (models loaded once, a warm-up first): {text(t.get('images'))} "
-                      f"photos ({text(t.get('data'))}), {text(c.get('repeats'))} repeats, sides in rotating order; peer "
+            parts += [f"Throughput on the same CPU, in one process (models loaded once, a warm-up first), "
+                      f"{text(c.get('repeats'))} repeats, sides in rotating order; peer "
                       + ", ".join(f"{k} {text(v)}" for k, v in sorted((t.get("peer") or {}).items())) + ".", ""]
+        for set_name, s in sets.items():
+            ips, per_repeat = s.get("images_per_s") or {}, s.get("ratio_per_repeat") or {}
+            parts += [f"{set_name}: {text(s.get('images'))} photos ({text(s.get('data'))}).", ""]
             rows = []
             for side, v in ips.items():
                 v = v if isinstance(v, dict) else {}
