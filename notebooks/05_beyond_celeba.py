@@ -60,7 +60,10 @@ display(Markdown(face_descriptor.PROVENANCE))
 # Accuracy per source with Wilson 95% intervals; McNemar's exact test against the peer on the same images,
 # Holm-corrected over every comparison of the table. Photos are framed as `gfr predict --detect-faces` frames
 # them (5 landmarks -> similarity transform onto CelebA's landmark positions; HOG detector, dlib's CNN detector
-# where HOG finds none; the whole image where neither finds a face: "no face found").
+# where HOG finds none; the whole image where neither finds a face: "no face found"). Those photos are classified
+# whole in `accuracy` (as `gfr predict --detect-faces --no-face whole-image` does); `gfr predict --detect-faces`
+# itself labels them "no face found" and gives no gender, so `accuracy, no face = wrong` counts them wrong
+# (`reports/wild-no-face.json` adds the accuracy on the photos with a face found, and their number).
 
 # %%
 predictions = wild.read(wild_predictions)

@@ -189,3 +189,33 @@ def test_native_first_looks_at_the_photo_as_it_is_before_enlarging(dlib, monkeyp
     assert scales == [None]
     with pytest.raises(GfrError, match="unknown face finder 'x'"):
         faces.find_faces(photo, finder="x")
+
+
+# ---- the face-crop check of `gfr predict` (issue 22) ------------------------------------------------------
+
+
+def test_the_crop_check_rejects_noise_and_flat_colour_and_passes_a_celeba_face(real_data):
+    pytest.importorskip("dlib", reason="dlib not installed (pip install -e .[peers])")
+    from gfr.data import faces
+    from gfr.data.images import decode
+
+    rng = np.random.default_rng(0)
+    assert not faces.looks_like_crop(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    assert not faces.looks_like_crop(np.full((218, 178, 3), (120, 90, 200), np.uint8))
+    assert faces.crop_score(np.zeros((218, 178, 3), np.uint8)) == float("-inf")
+    face = decode(real_data / "img_align_celeba" / "000051.jpg", None)
+    assert faces.looks_like_crop(face) and faces.crop_score(face) > faces.CROP_THRESHOLD
+
+
+def test_the_crop_threshold_is_the_committed_measurement():
+    """faces.CROP_THRESHOLD and the check's settings are what benchmarks/face_check.py chose (reports/face-check.json)."""
+    import json
+
+    from gfr.data import faces
+    from gfr.paths import REPORTS_DIR
+
+    check = json.loads((REPORTS_DIR / "face-check.json").read_text())
+    assert check["threshold"] == faces.CROP_THRESHOLD
+    assert check["check"] == {"resize_to": list(faces.CELEBA_SIZE), "upsample": 0, "score_floor": faces.CROP_SCORE_FLOOR,
+                              "min_iou": faces.CROP_MIN_IOU, "celeba_box": list(faces.CELEBA_BOX)}
+    assert check["choosing"]["validation_faces_false_rejection"]["rate"] <= 0.01

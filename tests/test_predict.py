@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import threading
@@ -48,7 +49,8 @@ def cli_lines(capsys, *argv) -> tuple[int, list[str], list[str]]:
 @pytest.mark.parametrize("batch_size", [32, 7])
 def test_stream_equals_the_all_in_memory_way_in_order(saved_run, synth_root, images, batch_size):
     loaded = predict.load_model(saved_run, "none")
-    rows = list(predict.stream(loaded, [synth_root / celeba.IMAGES_DIR], batch_size=batch_size, workers=2, prefetch=1))
+    rows = list(predict.stream(loaded, [synth_root / celeba.IMAGES_DIR], batch_size=batch_size, workers=2, prefetch=1,
+                               no_face="whole-image"))  # synthetic faces: classified unchecked
     assert [r["path"] for r in rows] == [str(p) for p in images]
     assert all(r["face"] is None and r["error"] is None for r in rows)
     # Same model, same batches (32) or other batch sizes and zero-padding (7): equal up to float rounding.
@@ -67,7 +69,8 @@ def test_files_and_folders_in_the_order_given_folders_recursive(saved_run, image
     (top / "notes.txt").write_text("not an image, left out by its suffix")
     found = [p.relative_to(top).as_posix() for p in predict.walk_folder(top)]
     assert found == ["z.jpg", "a/2.png", "a/deeper/3.jpeg", "b/1.JPG"]
-    rows = predict.predict_paths(saved_run, [str(images[9]), str(top), str(images[8])], weights="none")
+    rows = predict.predict_paths(saved_run, [str(images[9]), str(top), str(images[8])], weights="none",
+                                 no_face="whole-image")
     assert [r["path"] for r in rows] == [str(images[9])] + [str(top / f) for f in found] + [str(images[8])]
     assert predict.count_images([images[9], top]) == 5
 
@@ -104,8 +107,8 @@ def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
     live, peak, lock = [0], [0], threading.Lock()
     real = predict._load_item
 
-    def counting(path, size, detect_faces):
-        item = real(path, size, detect_faces)
+    def counting(path, size, detect_faces, no_face):
+        item = real(path, size, detect_faces, no_face)
         with lock:
             live[0] += 1
             peak[0] = max(peak[0], live[0])
@@ -114,7 +117,7 @@ def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
     monkeypatch.setattr(predict, "_load_item", counting)
     loaded = predict.load_model(saved_run, "none")
     done = 0
-    for row in predict.stream(loaded, images * 5, batch_size=4, workers=2, prefetch=1):
+    for row in predict.stream(loaded, images * 5, batch_size=4, workers=2, prefetch=1, no_face="whole-image"):
         done += 1
         if done % 4 == 0:
             with lock:
@@ -132,7 +135,8 @@ def test_an_unreadable_image_in_a_folder_is_a_row_and_the_job_goes_on(saved_run,
         shutil.copy(path, folder / path.name)
     (folder / "000003.jpg").write_text("not a jpeg")
     out = tmp_path / "pred.csv"
-    code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none", folder, "--csv", out)
+    code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none", "--no-face", "whole-image",
+                                 folder, "--csv", out)
     assert code == 1 and len(lines) == 5
     assert lines[2] == f"{folder / '000003.jpg'}: error (not a readable image (UnidentifiedImageError: cannot identify " \
                        f"image file '{folder / '000003.jpg'}'))"
@@ -176,7 +180,8 @@ def test_csv_is_written_as_rows_come_and_renamed_at_the_end(saved_run, images, t
         return real(loaded, crops, batch_size)
 
     monkeypatch.setattr(predict, "forward", forward_and_look)
-    assert predict.run_command(saved_run, [str(p) for p in images[:12]], "none", str(out), batch_size=4, quiet=True) == 0
+    assert predict.run_command(saved_run, [str(p) for p in images[:12]], "none", str(out), batch_size=4, quiet=True,
+                               no_face="whole-image") == 0
     # during the job: one temporary file beside the target, growing batch by batch; the target untouched
     assert [(n, lines) for n, lines, _ in seen] == [(1, 1), (1, 5), (1, 9)]
     assert all(text == "previous,content\n" for _, _, text in seen)
@@ -198,7 +203,7 @@ def test_csv_on_error_leaves_nothing_half_written(saved_run, images, tmp_path, m
 
     monkeypatch.setattr(predict, "forward", fail_on_second)
     code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none", "--batch-size", "4",
-                                 *images[:12], "--csv", out)
+                                 "--no-face", "whole-image", *images[:12], "--csv", out)
     assert code == 2 and err == ["gfr: error: simulated failure in the middle of the job"]
     assert len(lines) == 4  # the first batch's rows were printed as they came
     assert out.read_text() == "previous,content\n" and not list(tmp_path.glob(".pred.csv.*"))
@@ -220,18 +225,134 @@ def test_detect_faces_without_dlib_says_how_to_install(saved_run, images, monkey
     assert err[0].startswith("gfr: error: ") and "dlib" in err[0] and "pip install dlib-bin" in err[0]
 
 
-def test_detect_faces_rows(saved_run, images, tmp_path):
+def test_detect_faces_whole_image_option_keeps_the_old_fallback(saved_run, images, tmp_path):
     pytest.importorskip("dlib", reason="dlib not installed (pip install -e .[peers])")
     from PIL import Image
 
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 100), (128, 128, 128)).save(blank)
-    rows = predict.predict_paths(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True)
+    rows = predict.predict_paths(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True,
+                                 no_face="whole-image")
     assert rows[0]["path"] == str(blank) and rows[0]["face"] == predict.NO_FACE_FACE and rows[0]["error"] is None
     assert 0 <= rows[0]["p_male"] <= 1 and rows[0]["label"] in ("male", "female")  # no face: the whole image
     assert "(no face found: whole image)" in predict.format_row(rows[0])
     for row in rows[1:]:  # synthetic faces may or may not be found; each row is a face or the whole image
         assert row["path"] == str(images[0]) and (row["face"] == predict.NO_FACE_FACE or isinstance(row["face"], int))
+
+
+# ---- no face, no gender (issue 22) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_images(tmp_path) -> dict[str, Path]:
+    """Random pixels (400x300 JPEG), a flat-colour PNG and a real CelebA face (skips without ../shared or dlib)."""
+    pytest.importorskip("dlib", reason="dlib not installed (pip install -e .[peers])")
+    from PIL import Image
+
+    from conftest import REAL_DATA
+
+    face = REAL_DATA / celeba.IMAGES_DIR / "000051.jpg"
+    if not face.is_file():
+        pytest.skip(f"real CelebA image {face} not found (../shared/celeba-5k or GFR_DATA_DIR)")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    out = {"noise": folder / "noise.jpg", "flat": folder / "flat.png", "face": folder / "face.jpg"}
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(out["noise"])
+    Image.new("RGB", (400, 300), (120, 90, 200)).save(out["flat"])
+    shutil.copy(face, out["face"])
+    return out
+
+
+@pytest.mark.parametrize("detect", [False, True], ids=["as-crops", "detect-faces"])
+def test_no_face_gets_no_gender_with_and_without_detect_faces(saved_run, three_images, tmp_path, capsys, detect):
+    out = tmp_path / "pred.csv"
+    paths = [three_images[k] for k in ("noise", "flat", "face")]
+    code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none",
+                                 *(["--detect-faces"] if detect else []), *paths, "--csv", out)
+    assert code == 0 and err == []  # not an error: exit status 0, nothing on stderr
+    assert lines[0] == f"{paths[0]}: {predict.NO_FACE}" and lines[1] == f"{paths[1]}: {predict.NO_FACE}"
+    face_line = f"{paths[2]}{' face 0' if detect else ''}: P(male)="
+    assert lines[2].startswith(face_line) and lines[2].endswith(("  male", "  female")) and len(lines) == 3
+    frame = pd.read_csv(out, dtype={"face": str})
+    assert list(frame.columns) == predict.COLUMNS == ["path", "face", "p_male", "label", "error"]
+    assert list(frame.label[:2]) == [predict.NO_FACE] * 2 and frame.p_male[:2].isna().all()
+    assert frame.face[:2].isna().all() and frame.error.isna().all()
+    assert frame.label[2] in ("male", "female") and 0 <= frame.p_male[2] <= 1
+    assert (frame.face[2] == "0") if detect else pd.isna(frame.face[2])
+
+
+@pytest.mark.parametrize("detect", [False, True], ids=["as-crops", "detect-faces"])
+def test_no_face_whole_image_gives_every_image_a_gender(saved_run, three_images, capsys, detect):
+    paths = [three_images[k] for k in ("noise", "flat", "face")]
+    rows = predict.predict_paths(saved_run, [str(p) for p in paths], weights="none", detect_faces=detect,
+                                 no_face="whole-image")
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    assert all(r["label"] in ("male", "female") and 0 <= r["p_male"] <= 1 for r in rows)
+    assert [r["face"] for r in rows] == ([predict.NO_FACE_FACE, predict.NO_FACE_FACE, 0] if detect else [None] * 3)
+
+
+def test_the_check_without_dlib_names_both_ways_out(saved_run, images, monkeypatch, capsys):
+    from gfr.data import faces
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` raises ImportError
+    faces.detector.cache_clear()
+    try:
+        code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none", images[0])
+        assert code == 2 and lines == [] and len(err) == 1
+        assert "pip install" in err[0] and "--no-face whole-image" in err[0]
+        code, lines, err = cli_lines(capsys, "predict", "--run", saved_run, "--weights", "none",
+                                     "--no-face", "whole-image", images[0])
+        assert code == 0 and len(lines) == 1 and "P(male)=" in lines[0]  # unchecked: no dlib needed
+    finally:
+        faces.detector.cache_clear()
+
+
+def test_help_says_what_happens_when_no_face_is_found(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "no face found" in text and "--no-face {skip,whole-image}" in text and "whole-image" in text
+    assert "face-crop check" in text
+
+
+def test_stale_temporary_csv_of_a_killed_run_is_removed(saved_run, images, tmp_path):
+    out = tmp_path / "pred.csv"
+    out.write_text("previous,content\n")
+    dead = subprocess_pid_that_exited()
+    stale = [tmp_path / f".pred.csv.{dead}.tmp.csv", tmp_path / ".pred.csv.k3j_x9ab.tmp.csv"]  # new and old names
+    live = tmp_path / f".pred.csv.{os.getppid()}.tmp.csv"  # a live process writing the same CSV: left alone
+    other = tmp_path / f".other.csv.{dead}.tmp.csv"  # another target's: left alone
+    for path in (*stale, live, other):
+        path.write_text("path,face\n/half/written.jpg,")
+    with predict.csv_rows(out) as write:
+        assert not any(p.exists() for p in stale) and live.exists() and other.exists()
+        assert out.read_text() == "previous,content\n"  # the target is untouched until the end
+        write({"path": "x.jpg", "face": None, "p_male": 0.25, "label": "female", "error": None})
+    assert pd.read_csv(out).path.tolist() == ["x.jpg"]
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp.csv")) == sorted([live.name, other.name])
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_predict_prints_only_its_own_lines_in_a_fresh_process(saved_run, images):
+    """No TensorFlow start-up log on stderr (issue 19 item 7a): a real `python -m gfr predict`."""
+    import subprocess
+
+    from conftest import PYTHON, REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([PYTHON, "-m", "gfr", "predict", "--run", str(saved_run), "--weights", "none",
+                           "--no-face", "whole-image", str(images[0])], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith(f"{images[0]}: P(male)=") and len(proc.stdout.splitlines()) == 1
 
 
 # ---- what is missing, in one line ----------------------------------------------------------------------------

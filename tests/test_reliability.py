@@ -289,7 +289,8 @@ def test_saved_run_is_complete(saved_run):
 
 def test_predict_reproduces_the_runs_test_predictions(saved_run, synth_root, capsys):
     expected = pd.read_csv(saved_run / "test_predictions.csv")
-    rows = predict.predict_paths(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none")
+    rows = predict.predict_paths(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none",
+                                 no_face="whole-image")  # synthetic faces: not real face crops
     assert len(rows) == 40 and [Path(r["path"]).name for r in rows] == sorted(Path(r["path"]).name for r in rows)
     got = {Path(r["path"]).name: r["p_male"] for r in rows}
     np.testing.assert_allclose([got[i] for i in expected.image_id], expected.prob_seed1024, atol=1e-5, rtol=0)
@@ -299,7 +300,8 @@ def test_predict_reproduces_the_runs_test_predictions(saved_run, synth_root, cap
 def test_predict_command_writes_csv(saved_run, synth_root, tmp_path, capsys):
     image = synth_root / celeba.IMAGES_DIR / "000001.jpg"
     out = tmp_path / "pred.csv"
-    assert cli.main(["predict", "--run", str(saved_run), "--weights", "none", str(image), "--csv", str(out)]) == 0
+    assert cli.main(["predict", "--run", str(saved_run), "--weights", "none", "--no-face", "whole-image", str(image),
+                     "--csv", str(out)]) == 0
     assert f"{image}: P(male)=" in capsys.readouterr().out
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["path", "face", "p_male", "label", "error"] and frame.path[0] == str(image)

@@ -32,6 +32,24 @@ def test_accuracy_table_per_source_with_cis_and_mcnemar_against_the_peer():
     assert (table["McNemar p (Holm)"].dropna() >= table["McNemar p"].dropna()).all()
 
 
+def test_photos_without_a_face_count_three_ways(tmp_path):
+    """Classified whole (gfr wild's accuracy), counted wrong (as `gfr predict` gives them no gender), left out."""
+    ours = frame([0.9, 0.1, 0.8, 0.2, 0.7, 0.6], [1, 0, 1, 0, 1, 0], ["a", "a", "a", "b", "b", "b"])
+    ours.loc[[0, 5], "detector"] = "none"  # no face found in a right one (0) and a wrong one (5)
+    ways = wild.no_face_ways(ours)
+    assert ways["no face found"] == 2 and ways["faces found"] == 4 and ways["coverage"] == pytest.approx(4 / 6)
+    assert ways["whole image"]["accuracy"] == pytest.approx(5 / 6)
+    assert ways["no face = wrong"]["accuracy"] == pytest.approx(4 / 6)
+    assert ways["faces found only"]["accuracy"] == 1.0 and ways["faces found only"]["of"] == 4
+    table = wild.accuracy_table({"run": ours}).set_index(["model", "source"])
+    assert table.loc[("run", "all"), "accuracy, no face = wrong"] == pytest.approx(4 / 6)
+    assert "no face found" in wild.describe(ours) and "counting them wrong 0.6667" in wild.describe(ours)
+    ours.to_csv(tmp_path / "run.csv", index=False)
+    summary = wild.write_no_face_summary(tmp_path, tmp_path / "no-face.json")
+    assert [(r["model"], r["source"]) for r in summary["models"]] == [("run", "a"), ("run", "b"), ("run", "all")]
+    assert "no face found" in summary["rule"]
+
+
 def test_identity_disjoint_split_keeps_each_person_in_one_part():
     manifest = pd.DataFrame({"image_id": [f"{k}.jpg" for k in range(100)], "split": "train", "label": 1})
     people = np.arange(100) // 3

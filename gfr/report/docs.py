@@ -94,9 +94,11 @@ def verify_block(table_path: Path, runs_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | None = None) -> str:
-    """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, the framings, and
-    (given the runs) the augmented runs and their ensemble."""
+def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | None = None,
+                 no_face: dict | None = None) -> str:
+    """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, how photos without
+    a face found count (given `no_face`, reports/wild-no-face.json), the framings, and (given the runs) the
+    augmented runs and their ensemble."""
     if not summary or not summary.get("models"):
         return "* No in-the-wild predictions yet (`make wild` with GFR_WILD_DIR set)."
     chosen = results[results.chosen.astype(str).str.lower() == "true"].run.tolist()
@@ -110,6 +112,7 @@ def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | N
         p = rows[rows.source == "all"]["McNemar p (Holm)"] if "McNemar p (Holm)" in rows else pd.Series(dtype=float)
         lines.append(f"| {model}{' (chosen)' if model in chosen else ''} | " + " | ".join(cells) +
                      f" | {'–' if p.empty or pd.isna(p.iloc[0]) else f'{p.iloc[0]:.2g}'} |")
+    lines += no_face_lines(no_face, chosen)
     if summary.get("framings"):
         framings = pd.DataFrame(summary["framings"])
         lines += ["", f"Framing of a photo (default: {summary['default_framing']}, = `gfr predict --detect-faces`):", "",
@@ -119,6 +122,51 @@ def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | N
             lines.append(f"| {model} | {framing} | " + " | ".join(cell(r) for r in rows.itertuples()) + " |")
     if runs_dir is not None:
         lines += augmentation_lines(summary, results, Path(runs_dir))
+    return "\n".join(lines)
+
+
+def no_face_lines(no_face: dict | None, chosen: list[str]) -> list[str]:
+    """How the photos without a face found count in the chosen run's and the peer's accuracy (all sources), both
+    ways where they differ: classified whole (the tables' accuracy), counted wrong, and left out (coverage)."""
+    rows = [r for r in (no_face or {}).get("models", []) if r["source"] == "all" and r["model"] in chosen + ["peer"]]
+    if not rows:
+        return ["", "* Photos where no face is found are classified whole (the image resized) in every accuracy here."]
+    cell = lambda w: f"{tables.pct(w['accuracy'])} ({tables.pct_range(w['ci_low'], w['ci_high'])})"  # noqa: E731
+    lines = ["", "Photos where no face is found are classified whole (the image resized) in every accuracy here, as "
+                 "`gfr predict --detect-faces --no-face whole-image` does; `gfr predict --detect-faces` labels them "
+                 "`no face found` and gives no gender. Both ways, all sources (`reports/wild-no-face.json`):", "",
+             "| model | no face found | classified whole (above) | counted wrong | faces found only (coverage) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['no face found']} of {r['n']} | {cell(r['whole image'])} | "
+                     f"{cell(r['no face = wrong'])} | {cell(r['faces found only'])}, {r['faces found']} ({tables.pct(r['coverage'])}) |")
+    return lines
+
+
+def face_check_block(check: dict | None) -> str:
+    """README's predict section: the face-crop check's threshold and its measured rejection rates
+    (reports/face-check.json, benchmarks/face_check.py)."""
+    if not check:
+        return "* The face-crop check is not measured yet (`benchmarks/face_check.py`)."
+    c, m = check["choosing"], check["measured"]
+    rate = lambda r: f"{r['count']:,} of {r['n']:,} ({tables.pct(r['rate'])}, 95% CI {tables.pct_range(r['ci_low'], r['ci_high'])})"  # noqa: E731
+    kinds = [k for k in m["generated_non_faces_rejection"] if k != "all"]
+    lines = [f"* Threshold **{check['threshold']}** (HOG score of a detection overlapping CelebA's face box, intersection "
+             f"over union >= {check['check']['min_iou']}, on the image resized to 218x178), chosen by the rule fixed "
+             f"before measuring: {check['rule']} (validation: {rate(c['validation_faces_false_rejection'])} rejected; "
+             f"generated non-faces of the choosing set: {rate(c['generated_non_faces_rejection']['all'])} rejected).",
+             f"* Measured once with it: false rejection of the **test split's faces** "
+             f"{rate(m['test_faces_false_rejection'])}; rejection of **non-face pictures** "
+             f"{rate(m['non_faces_rejection'])}: a separate generated set ({', '.join(kinds)}; "
+             f"{rate(m['generated_non_faces_rejection']['all'])}) and crops of scikit-learn's two sample photos "
+             f"({rate(m['sample_photo_crops_rejection'])}).",
+             f"* The test suite's synthetic cartoon faces (`gfr.data.synthetic`) are rejected "
+             f"{rate(m['synthetic_test_faces_rejection'])}: tests that need their predictions pass `--no-face whole-image`."]
+    wild = m.get("in_the_wild_dev_taken_as_crops_rejection")
+    if wild:
+        per = "; ".join(f"{k} {rate(v)}" for k, v in wild.items() if k != "all")
+        lines.append(f"* In-the-wild-dev photos given without `--detect-faces` (taken as crops) are rejected: {per}. "
+                     f"A photo not framed like CelebA (UTKFace's tight chips) fails the check; `--detect-faces` frames it.")
     return "\n".join(lines)
 
 
@@ -169,12 +217,15 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
     results = pd.read_csv(reports_dir / "results.csv")
     peer = reports_dir / "peer" / "summary.json"
     wild = reports_dir / "wild-summary.json"
+    no_face = reports_dir / "wild-no-face.json"
+    check = reports_dir / "face-check.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
             "performance": benchmark_tables.performance_block(bench_dir),
             "verify": verify_block(reports_dir / "verify.csv", reports_dir / "runs"),
             "scaling": benchmark_tables.scaling_block(bench_dir),
             "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
-                                   reports_dir / "runs")}
+                                   reports_dir / "runs", json.loads(no_face.read_text()) if no_face.is_file() else None),
+            "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None)}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
