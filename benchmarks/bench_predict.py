@@ -83,6 +83,7 @@ def peak_memory(run: str, folder: Path, out_csv: Path, env: dict, extra=()) -> d
     return {"images": len(list(folder.iterdir())), "rows": rows, "wall_s": wall, **json.loads(lines[-1][2:])}
 
 
+REFERENCE_RUN = common.REPO / "reports" / "runs" / "DlibFaceDescriptor-it3"  # the descriptor as dlib computes it
 TARGETS = {"CelebA-framed": 1.5, "in-the-wild-dev": 1.0}  # gfr (port) / peer images/s, issue 19
 SET_DATA = {"CelebA-framed": "{n} test-split JPEGs (CelebA's aligned 178x218 images) evenly spaced in the split "
                              "manifest's order, no face detection",
@@ -174,9 +175,10 @@ def main(argv=None) -> int:
         if not all(sets.values()):
             raise SystemExit(f"no images: {', '.join(k for k, v in sets.items() if not v)}")
         loaded = {"port": predict.load_model(run_dir)}
-        if predict.read_record(run_dir)["backbone"] == face_descriptor.NAME:
-            os.environ[face_descriptor.IMPL_ENV] = "dlib"
-            loaded["dlib network"] = predict.load_model(run_dir)
+        if predict.read_record(run_dir)["backbone"] == face_descriptor.NAME:  # the old path: dlib's own network
+            os.environ[face_descriptor.IMPL_ENV] = "dlib"  # (a fine-tuned run has no dlib form: its head-only run)
+            reference = run_dir if not predict.read_record(run_dir).get("finetuned_file") else REFERENCE_RUN
+            loaded[f"dlib network, {reference.name}"] = predict.load_model(reference)
             del os.environ[face_descriptor.IMPL_ENV]
         predictor = peer.load()
         out_csv = work / "throughput.csv"
