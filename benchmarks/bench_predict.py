@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     load_at_start = common.load_average()
 
     from gfr import predict
-    from gfr.study import peer
+    from gfr.study import peer, saved
 
     run_dir = predict.resolve_run(args.run)
     payload = {"config": {"run": str(run_dir.relative_to(common.REPO) if run_dir.is_absolute() else run_dir),
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"no images in {WILD / 'images'}")
         from gfr.data.images import decode
 
-        loaded = predict.load_model(run_dir)
+        loaded = saved.load_model(run_dir)
         predictor = peer.load()
         out_csv = work / "throughput.csv"
 

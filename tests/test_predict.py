@@ -18,12 +18,12 @@ from gfr.data import celeba
 from gfr.data.images import decode, map_batches
 from gfr.errors import GfrError, WeightsUnavailable
 from gfr.models import backbones
-from gfr.study import artefacts
+from gfr.study import artefacts, saved
 
 
 def all_in_memory(run_dir, paths, batch_size=32) -> np.ndarray:
     """The way `gfr predict` worked before it streamed: every image decoded first, then the model in batches."""
-    model, backbone, record = predict.load_model(run_dir, "none")
+    model, backbone, record = saved.load_model(run_dir, "none")
     crops = np.stack([decode(p, tuple(record["input_size"])) for p in paths])
     return np.concatenate([np.asarray(model.predict_on_batch(backbones.preprocess(backbone, crops[s:s + batch_size]))).ravel()
                            for s in range(0, len(crops), batch_size)])
@@ -47,7 +47,7 @@ def cli_lines(capsys, *argv) -> tuple[int, list[str], list[str]]:
 
 @pytest.mark.parametrize("batch_size", [32, 7])
 def test_stream_equals_the_all_in_memory_way_in_order(saved_run, synth_root, images, batch_size):
-    loaded = predict.load_model(saved_run, "none")
+    loaded = saved.load_model(saved_run, "none")
     rows = list(predict.stream(loaded, [synth_root / celeba.IMAGES_DIR], batch_size=batch_size, workers=2, prefetch=1))
     assert [r["path"] for r in rows] == [str(p) for p in images]
     assert all(r["face"] is None and r["error"] is None for r in rows)
@@ -95,8 +95,8 @@ def test_map_batches_of_nothing_and_a_bad_batch_size():
 
 
 def test_padded_sizes_are_few():
-    assert [predict.padded_size(n, 32) for n in (1, 2, 3, 5, 16, 17, 31, 32)] == [1, 2, 4, 8, 16, 32, 32, 32]
-    assert predict.padded_size(5, 6) == 6
+    assert [saved.padded_size(n, 32) for n in (1, 2, 3, 5, 16, 17, 31, 32)] == [1, 2, 4, 8, 16, 32, 32, 32]
+    assert saved.padded_size(5, 6) == 6
 
 
 def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
@@ -112,7 +112,7 @@ def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
         return item
 
     monkeypatch.setattr(predict, "_load_item", counting)
-    loaded = predict.load_model(saved_run, "none")
+    loaded = saved.load_model(saved_run, "none")
     done = 0
     for row in predict.stream(loaded, images * 5, batch_size=4, workers=2, prefetch=1):
         done += 1

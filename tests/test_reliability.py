@@ -22,7 +22,7 @@ from conftest import PYTHON, REPO, edit_record, gfr_cli, run_args, small_params
 from gfr.models import backbones
 from gfr.data import celeba, split
 from gfr import cli, predict
-from gfr.study import artefacts, run
+from gfr.study import artefacts, run, saved
 from gfr.errors import GfrError, WeightsUnavailable
 from gfr.files import file_sha256
 
@@ -225,7 +225,7 @@ def test_unavailable_weights_make_a_skipped_run(tmp_path, monkeypatch, offline, 
     assert saved["status"] == "skipped" and saved["reason"] == record["reason"] and saved["backbone"] == "VGG16"
     assert not (tmp_path / "cache").exists() or final_entries(tmp_path / "cache") == []  # nothing computed
     with pytest.raises(GfrError, match="not 'ok'"):
-        predict.load_model(tmp_path / "runs" / "VGG16-it1")
+        saved.load_model(tmp_path / "runs" / "VGG16-it1")
 
 
 def test_weights_command_reports_unavailable_as_json(tmp_path, monkeypatch, offline, capsys):
@@ -334,7 +334,7 @@ def test_predict_missing_input(saved_run, tmp_path):
 def test_head_path_escaping_the_run_folder_is_refused(run_copy, head_file):
     edit_record(run_copy, head_file=head_file)
     with pytest.raises(GfrError, match="escapes the run folder") as info:
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
     assert repr(head_file) in str(info.value)
 
 
@@ -344,19 +344,19 @@ def test_head_file_with_other_bytes_is_refused(run_copy):
     data[-1] ^= 0x01
     head.write_bytes(bytes(data))
     with pytest.raises(GfrError, match="content hash differs") as info:
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
     assert str(head) in str(info.value)
 
 
 def test_missing_head_file_is_refused(run_copy):
     (run_copy / artefacts.HEAD_FILE).unlink()
     with pytest.raises(GfrError, match="head weights not found"):
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
 
 
 def test_weights_with_another_hash_are_refused(saved_run, vgg_h5):
     with pytest.raises(GfrError, match="differ from the run's") as info:
-        predict.load_model(saved_run, weights=str(vgg_h5))
+        saved.load_model(saved_run, weights=str(vgg_h5))
     assert str(saved_run / artefacts.MANIFEST) in str(info.value)
 
 
@@ -366,4 +366,4 @@ def test_weights_recorded_file_replaced_is_refused(run_copy, vgg_h5, tmp_path):
     shutil.copy(vgg_h5, fake)
     edit_record(run_copy, weights_file=str(fake), weights_sha256="0" * 64)
     with pytest.raises(GfrError, match="differ from the run's"):
-        predict.load_model(run_copy)
+        saved.load_model(run_copy)
