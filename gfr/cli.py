@@ -73,7 +73,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_wild(args) -> int:
-    from gfr import wild
+    from gfr.study import wild
 
     root = wild.wild_dir(args.wild_dir)
     out = Path(args.out)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import wild
+from gfr.study import wild
 from gfr.errors import GfrError
 from gfr.data import split
 from gfr.models import face_descriptor

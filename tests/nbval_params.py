@@ -36,7 +36,8 @@ def wild_predictions(runs, out) -> str:
     import numpy as np
     import pandas as pd
 
-    from gfr import files, wild
+    from gfr import files
+    from gfr.study import wild
     from gfr.data import synthetic
 
     root = out / "wild-dev"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gfr import wild
+from gfr.study import wild
 from gfr.errors import GfrError
 from gfr.study import identity
 
