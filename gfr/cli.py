@@ -181,17 +181,17 @@ def cmd_docs(args) -> int:
 def cmd_sweep(args) -> int:
     import yaml
 
-    from gfr.report import engine
+    from gfr.pipeline import sweep
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    targets = list(args.targets) + (engine.read_queue(args.queue) if args.queue else [])
-    jobs = [engine.job_for(t, parameters) for t in dict.fromkeys(targets)]
+    targets = list(args.targets) + (sweep.read_queue(args.queue) if args.queue else [])
+    jobs = [sweep.job_for(t, parameters) for t in dict.fromkeys(targets)]
     if not jobs:
         print("sweep: every run is up to date")
         return 0
-    outcomes = engine.run_sweep(jobs, args.engine, args.cpus_per_run, args.gpus_per_run, args.gpus_per_head_run,
+    outcomes = sweep.run_sweep(jobs, args.engine, args.cpus_per_run, args.gpus_per_run, args.gpus_per_head_run,
                                 features=not args.no_features)
-    print(engine.summary_text(outcomes))
+    print(sweep.summary_text(outcomes))
     return 0 if all(o.ok for o in outcomes) else 1
 
 
@@ -207,9 +207,13 @@ def cmd_features(args) -> int:
                                cache_dir=args.cache_dir, forget_result=False)
     if prepared.skipped:
         raise GfrError(f"{prepared.name}: {prepared.skipped_reason}")
-    options = {"shard_rows": args.shard_rows} if args.engine == "ray" else {}
+    options = {}
+    if args.engine == "ray":
+        from gfr.pipeline import sharded_extraction
+
+        options = {"compute": sharded_extraction.extract, "shard_rows": args.shard_rows}
     for name, request in run.feature_requests(prepared).items():
-        _, info = prepared.extract(sharded=args.engine == "ray", **request, **options)
+        _, info = prepared.extract(**request, **options)
         print(f"{prepared.name} {name} features: cache {info['cache']} {info['path']}")
     return 0
 
@@ -234,7 +238,7 @@ def cmd_report(args) -> int:
 def cmd_notebook(args) -> int:
     import yaml
 
-    from gfr.report import notebooks
+    from gfr.pipeline import notebooks
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
     out = notebooks.execute_notebook(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)

@@ -139,7 +139,7 @@ def ray_local():
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is first imported: loopback only
     pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install -e '.[ray]')")
-    from gfr import cluster
+    from gfr.pipeline import cluster
 
     cluster.connect(num_cpus=2)
     yield cluster

@@ -20,7 +20,7 @@ import pandas as pd
 from gfr import files
 from gfr.data import celeba, split
 from gfr.errors import WeightsUnavailable
-from gfr.models import backbones, feature_cache, finetune, sharded_extraction
+from gfr.models import backbones, feature_cache, finetune
 from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_proba, save_head, seed_everything,
                              train_head)
 from gfr.params import Params, load_params
@@ -60,11 +60,10 @@ class PreparedRun:
     def labels(self, part: str) -> np.ndarray:
         return self.frame.label.values[self.rows(part)]
 
-    def extract(self, sharded: bool = False, part: str | None = None, **options) -> tuple[np.ndarray, dict]:
+    def extract(self, part: str | None = None, compute=feature_cache.extract, **options) -> tuple[np.ndarray, dict]:
         """Backbone outputs of every image of the split manifest (or of one `part` of it), from the feature cache
-        (computed on a miss: here, or as shards on the Ray cluster when `sharded`, with the same result)."""
+        (computed on a miss by `compute`: here, or gfr.pipeline.sharded_extraction's shards on Ray, same result)."""
         p = self.params
-        compute = sharded_extraction.extract if sharded else feature_cache.extract
         ids = self.frame.image_id.values if part is None else self.frame.image_id.values[self.rows(part)]
         return compute(self.backbone.name, list(ids), self.data_root, p.image_size, p.native_input,
                        self.weights, self.record["split_manifest_sha256"], p.feature_batch_size, self.cache_dir, p.seed,

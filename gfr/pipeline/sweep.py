@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfr import cluster
 from gfr.errors import GfrError
 from gfr.paths import PROJECT_ROOT
-from gfr.report import notebooks
+from gfr.pipeline import cluster, notebooks, sharded_extraction
 from gfr.study import registry, run
 from gfr.study.registry import RunId
 
@@ -104,7 +103,7 @@ def prefill_features(jobs: list[RunJob], progress: bool = True) -> dict[str, dic
                                        p["cache_dir"], progress, forget_result=False)
             if prepared.skipped:
                 continue
-            filled[job.run.name] = {name: prepared.extract(sharded=True, **options)[1]
+            filled[job.run.name] = {name: prepared.extract(compute=sharded_extraction.extract, **options)[1]
                                     for name, options in run.feature_requests(prepared).items()}
         except GfrError as exc:
             print(f"features for {job.run.name} not prefilled: {exc}", file=sys.stderr)
