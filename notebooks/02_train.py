@@ -36,7 +36,7 @@ from IPython.display import Markdown, display
 
 from gfr.models.head import build_head, full_model
 from gfr.report import plots
-from gfr.pipeline.notebooks import use_project_root
+from gfr.paths import use_project_root
 from gfr.study import run
 
 use_project_root()  # default paths are relative to the project root

@@ -41,7 +41,7 @@ from gfr.errors import GfrError
 from gfr.data import split
 from gfr.models import face_descriptor
 from gfr.report import tables
-from gfr.pipeline.notebooks import use_project_root
+from gfr.paths import use_project_root
 from gfr.params import known_iterations, load_params
 from gfr.study import analysis, artefacts, ensemble, identity, peer, results
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT
+from gfr.paths import PROJECT_ROOT, use_project_root
 from gfr.pipeline import cluster, notebooks, sharded_extraction
 from gfr.study import registry, run
 from gfr.study.registry import RunId
@@ -93,7 +93,7 @@ def prefill_features(jobs: list[RunJob], progress: bool = True) -> dict[str, dic
 
     A run whose features cannot be computed (no weights, bad data) is left to fail, or be skipped, in its own
     notebook, where the reason is recorded."""
-    notebooks.use_project_root()  # the notebook's default paths are relative to it
+    use_project_root()  # the notebook's default paths are relative to it
     defaults, filled = notebooks.parameter_defaults(PROJECT_ROOT / registry.TRAIN_NOTEBOOK), {}
     for job in jobs:
         p = {**defaults, **job.parameters}
