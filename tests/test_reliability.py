@@ -221,8 +221,8 @@ def test_unavailable_weights_make_a_skipped_run(tmp_path, monkeypatch, offline, 
     params = small_params(1, {"weights": "imagenet"})
     record = run.run_one("VGG16", 1, synth_root, synth_manifest, tmp_path / "runs", params, tmp_path / "cache", progress=False)
     assert record["status"] == "skipped" and VGG_FILE in record["reason"]
-    saved = json.loads((tmp_path / "runs" / "VGG16-it1" / "manifest.json").read_text())
-    assert saved["status"] == "skipped" and saved["reason"] == record["reason"] and saved["backbone"] == "VGG16"
+    written = json.loads((tmp_path / "runs" / "VGG16-it1" / "manifest.json").read_text())
+    assert written["status"] == "skipped" and written["reason"] == record["reason"] and written["backbone"] == "VGG16"
     assert not (tmp_path / "cache").exists() or final_entries(tmp_path / "cache") == []  # nothing computed
     with pytest.raises(GfrError, match="not 'ok'"):
         saved.load_model(tmp_path / "runs" / "VGG16-it1")
