@@ -1,7 +1,7 @@
 """One run of the study (a backbone x an iteration): features, heads over seeds, evaluation, timing, saved run.
 
-The steps are separate functions so that the train notebook can show each one (the model, the fit, its
-history, the evaluation); `run_one` chains them for the command line. Head-only iterations train a head on
+The steps are separate functions: the train notebook calls them for the data and the bookkeeping and fits the
+heads on the page (as `train_heads` does); `run_one` chains them for the command line, with the same numbers. Head-only iterations train a head on
 the frozen backbone's cached pooled features; an iteration with a `finetune` section also trains the
 backbone's top block(s), on activations cached at the freeze boundary.
 """
@@ -191,7 +191,8 @@ class HeadFit:
 
 
 def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
-    """Train one head per seed on the cached training features, each kept at its best-validation epoch.
+    """Train one head per seed on the cached training features, each kept at its best-validation epoch (the train
+    notebook writes this fit out on the page; a test holds the two to the same heads).
 
     (Fine-tuning warms up these heads before training each with the top block(s).)"""
     h = prepared.params.head
