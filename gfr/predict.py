@@ -111,11 +111,6 @@ def count_images(inputs: Iterable[str | os.PathLike]) -> int:
     return sum(1 for _ in iter_images(inputs))
 
 
-def expand(inputs: list[str]) -> list[Path]:
-    """Image files from files and folders, as a list (checked first; folders recursively)."""
-    return list(iter_images(check_inputs(inputs)))
-
-
 # ---- streaming prediction --------------------------------------------------------------------------------
 
 
@@ -171,15 +166,6 @@ def stream(loaded: Loaded, inputs: Iterable[str | os.PathLike], detect_faces: bo
                 meter.update(1)
 
 
-def predict_paths(run_dir, inputs: list[str], weights: str | None = None, detect_faces: bool = False,
-                  batch_size: int = 32) -> list[dict]:
-    """All rows of `stream` as a list (for small inputs and tests; the CLI streams)."""
-    inputs = check_inputs(inputs)
-    if detect_faces:
-        _check_detector()
-    return list(stream(load_model(run_dir, weights), inputs, detect_faces, batch_size))
-
-
 def _check_detector() -> None:
     from gfr.data import faces
 
@@ -195,12 +181,6 @@ def format_row(row: dict) -> str:
     p = "" if row["p_male"] is None else f"P(male)={row['p_male']:.3f}  "
     why = f" ({row['error']})" if row.get("error") else ""
     return f"{row['path']}{face}: {p}{row['label']}{why}"
-
-
-def print_rows(rows: Iterable[dict]) -> None:
-    """Print a prediction table."""
-    for row in rows:
-        print(format_row(row))
 
 
 @contextlib.contextmanager
@@ -221,13 +201,6 @@ def csv_rows(target: str | os.PathLike | None):
                 handle.flush()  # on disk (in the temporary file) as it comes, not when a buffer fills
 
             yield write
-
-
-def write_csv(rows: Iterable[dict], path: str | os.PathLike) -> None:
-    """Write predictions to CSV atomically."""
-    with csv_rows(path) as write:
-        for row in rows:
-            write(row)
 
 
 def run_command(run, images: list[str], weights: str | None = None, csv_path: str | None = None,

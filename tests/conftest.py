@@ -141,9 +141,18 @@ def ray_local():
     pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install -e '.[ray]')")
     from gfr.pipeline import cluster
 
-    cluster.connect(num_cpus=2)
+    ray = cluster.connect(num_cpus=2)
     yield cluster
-    cluster.shutdown()
+    ray.shutdown()
+
+
+def predict_rows(run_dir, inputs, weights=None, detect_faces: bool = False, batch_size: int = 32) -> list[dict]:
+    """Every row `gfr predict` would stream for `inputs`, as a list (the inputs checked first, as the CLI does)."""
+    from gfr import predict
+    from gfr.study import saved
+
+    inputs = predict.check_inputs(inputs)
+    return list(predict.stream(saved.load_model(run_dir, weights), inputs, detect_faces, batch_size))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import small_params
+from conftest import predict_rows, small_params
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,9 @@ def test_boundary_activations_are_cached_plain_and_mirrored(finetuned_run):
 
 def test_full_model_matches_cached_path(finetuned_run, synth_root):
     """The image -> P(male) model rebuilt by `predict` agrees with the predictions made on cached activations."""
-    from gfr import predict
-
     record, run_dir, _ = finetuned_run
     saved = pd.read_csv(run_dir / "test_predictions.csv", dtype={"image_id": str})
-    rows = predict.predict_paths(run_dir, [str(synth_root / "img_align_celeba" / i) for i in saved.image_id])
+    rows = predict_rows(run_dir, [str(synth_root / "img_align_celeba" / i) for i in saved.image_id])
     ours = np.array([r["p_male"] for r in rows])
     # activations are cached in float16, so the two paths agree to float16 precision, not bit for bit
     np.testing.assert_allclose(ours, saved[f"prob_seed{record['primary_seed']}"], atol=2e-3)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import edit_record, gfr_cli
+from conftest import edit_record, gfr_cli, predict_rows
 from gfr import cli, predict
 from gfr.data import celeba
 from gfr.data.images import decode, map_batches
@@ -67,7 +67,7 @@ def test_files_and_folders_in_the_order_given_folders_recursive(saved_run, image
     (top / "notes.txt").write_text("not an image, left out by its suffix")
     found = [p.relative_to(top).as_posix() for p in predict.walk_folder(top)]
     assert found == ["z.jpg", "a/2.png", "a/deeper/3.jpeg", "b/1.JPG"]
-    rows = predict.predict_paths(saved_run, [str(images[9]), str(top), str(images[8])], weights="none")
+    rows = predict_rows(saved_run, [str(images[9]), str(top), str(images[8])], weights="none")
     assert [r["path"] for r in rows] == [str(images[9])] + [str(top / f) for f in found] + [str(images[8])]
     assert predict.count_images([images[9], top]) == 5
 
@@ -226,7 +226,7 @@ def test_detect_faces_rows(saved_run, images, tmp_path):
 
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 100), (128, 128, 128)).save(blank)
-    rows = predict.predict_paths(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True)
+    rows = predict_rows(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True)
     assert rows[0]["path"] == str(blank) and rows[0]["face"] == predict.NO_FACE_FACE and rows[0]["error"] is None
     assert 0 <= rows[0]["p_male"] <= 1 and rows[0]["label"] in ("male", "female")  # no face: the whole image
     assert "(no face found: whole image)" in predict.format_row(rows[0])

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PYTHON, REPO, edit_record, gfr_cli, run_args, small_params
+from conftest import PYTHON, REPO, edit_record, gfr_cli, predict_rows, run_args, small_params
 from gfr.models import backbones
 from gfr.data import celeba, split
 from gfr import cli, predict
@@ -289,7 +289,7 @@ def test_saved_run_is_complete(saved_run):
 
 def test_predict_reproduces_the_runs_test_predictions(saved_run, synth_root, capsys):
     expected = pd.read_csv(saved_run / "test_predictions.csv")
-    rows = predict.predict_paths(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none")
+    rows = predict_rows(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none")
     assert len(rows) == 40 and [Path(r["path"]).name for r in rows] == sorted(Path(r["path"]).name for r in rows)
     got = {Path(r["path"]).name: r["p_male"] for r in rows}
     np.testing.assert_allclose([got[i] for i in expected.image_id], expected.prob_seed1024, atol=1e-5, rtol=0)
@@ -309,7 +309,7 @@ def test_predict_rejects_a_non_image_file(saved_run, tmp_path):
     """An unreadable image is a row labelled 'error' naming why (the job goes on; tests/test_predict.py)."""
     text = tmp_path / "notes.jpg"
     text.write_text("not an image at all")
-    [row] = predict.predict_paths(saved_run, [str(text)], weights="none")
+    [row] = predict_rows(saved_run, [str(text)], weights="none")
     assert row["path"] == str(text) and row["label"] == "error" and row["p_male"] is None
     assert "not a readable image" in row["error"]
 
@@ -318,16 +318,16 @@ def test_predict_refuses_a_decompression_bomb(saved_run, tmp_path):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (8000, 6000)).save(bomb)  # 48 megapixels in a few kilobytes
     assert bomb.stat().st_size < 100_000
-    [row] = predict.predict_paths(saved_run, [str(bomb)], weights="none")
+    [row] = predict_rows(saved_run, [str(bomb)], weights="none")
     assert row["label"] == "error" and "pixel cap" in row["error"] and row["p_male"] is None
 
 
 def test_predict_missing_input(saved_run, tmp_path):
     with pytest.raises(GfrError, match="no such file or folder"):
-        predict.predict_paths(saved_run, [str(tmp_path / "nope.jpg")], weights="none")
+        predict_rows(saved_run, [str(tmp_path / "nope.jpg")], weights="none")
     (tmp_path / "empty").mkdir()
     with pytest.raises(GfrError, match="holds no images"):
-        predict.predict_paths(saved_run, [str(tmp_path / "empty")], weights="none")
+        predict_rows(saved_run, [str(tmp_path / "empty")], weights="none")
 
 
 @pytest.mark.parametrize("head_file", ["../../etc/passwd", "/etc/passwd", "../VGG16-it1-other/head.weights.h5"])

@@ -46,11 +46,6 @@ class RunId:
         return order, self.iteration
 
 
-def run_name(backbone: str, iteration: int) -> str:
-    """The run's name, e.g. ResNet50-it3."""
-    return RunId(backbone, iteration).name
-
-
 def run_order(name: str) -> tuple[int, int]:
     """Sort key of a run name (registry order of its backbone, then iteration); unparsable names go last."""
     try:
