@@ -137,29 +137,12 @@ def cmd_runs(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import shutil
+    from gfr.study import verify
 
-    from gfr import files
-    from gfr.study import registry, verify
-
-    unknown = sorted(set(args.runs or ()) - {r.name for r in registry.expected_runs()})
-    if unknown:
-        raise GfrError(f"--runs: {', '.join(unknown)} not in the study's registry (`gfr runs` lists them)")
-    if args.rerun:  # from an empty feature cache, every run of the registry, as `make report` runs them
-        from gfr.study import run
-
-        fresh = [Path(args.fresh) / name for name in args.runs] if args.runs else [Path(args.fresh)]
-        for path in (*fresh, Path(args.cache_dir)):
-            shutil.rmtree(path, ignore_errors=True)
-        for r in registry.expected_runs():
-            if not args.runs or r.name in args.runs:
-                run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
-    table = verify.compare(args.committed, args.fresh, args.runs or None)
-    if args.runs and Path(args.out).is_file():  # the other runs keep their rows of the earlier record
-        import pandas as pd
-
-        table = verify.merge(pd.read_csv(args.out), table)
-    files.write_csv(args.out, table)
+    verify.check_run_names(args.runs)
+    if args.rerun:
+        verify.rerun(args.runs, args.data_dir, args.manifest, args.fresh, args.cache_dir)
+    table = verify.record(args.committed, args.fresh, args.runs, args.out)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
     broken = table[~table.ok]
