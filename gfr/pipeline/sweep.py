@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT, use_project_root
+from gfr.paths import PROJECT_ROOT, RUNS_DIR, use_project_root
 from gfr.pipeline import cluster, notebooks, sharded_extraction
 from gfr.study import registry, run
 from gfr.study.registry import RunId
@@ -58,7 +58,7 @@ def job_for(target: str | os.PathLike, extra_parameters: dict | None = None) -> 
     """The job of a run notebook target (reports/runs/<run>.ipynb, or just the run's name)."""
     target = Path(target)
     if target.suffix != ".ipynb":
-        target = PROJECT_ROOT / "reports" / "runs" / f"{target.name}.ipynb"
+        target = RUNS_DIR / f"{target.name}.ipynb"
     rid = RunId.parse(target.stem)
     return RunJob(rid, target.resolve(), {**registry.notebook_parameters(rid), **(extra_parameters or {})})
 

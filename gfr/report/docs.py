@@ -12,7 +12,7 @@ import pandas as pd
 
 from gfr import files
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT, REPORTS_DIR
+from gfr.paths import PROJECT_ROOT, REPORTS, REPORTS_DIR
 from gfr.report import tables
 
 BEGIN, END = "<!-- gfr:begin {name} -->", "<!-- gfr:end {name} -->"
@@ -192,7 +192,7 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
     """Each generated document and its blocks."""
-    return {root / "README.md": readme_blocks(root / "reports", root / "benchmarks" / "results"),
+    return {root / "README.md": readme_blocks(root / REPORTS, root / "benchmarks" / "results"),
             root / "benchmarks" / "README.md": load_benchmark_tables().readme_blocks(root / "benchmarks" / "results")}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from gfr.errors import GfrError
 from gfr.models.backbones import BACKBONES, REGISTRY
 from gfr.params import PARAMS_DIR, load_params, known_iterations
-from gfr.paths import PROJECT_ROOT
+from gfr.paths import PROJECT_ROOT, RUNS
 
 # Fine-tuning (iterations with a `finetune` section) is costly on a CPU, so the study fine-tunes one backbone:
 # the one that did best on validation in the head-only iterations.
@@ -123,7 +123,7 @@ def make_rules(finetune_runs: bool = True) -> str:
         f"TRAIN_NOTEBOOK := {TRAIN_NOTEBOOK}",
     ]
     for r in head + tuned:
-        target = f"reports/runs/{r.name}.ipynb"
+        target = f"{RUNS}/{r.name}.ipynb"
         args = " ".join(f"-p {name} {value}" for name, value in notebook_parameters(r).items())
         lines.append(f"{target}: params/it{r.iteration}.yaml build/weights/{r.backbone}.json")
         lines.append(f"{target}: RUN_ARGS := {args}")
