@@ -94,11 +94,6 @@ def test_map_batches_of_nothing_and_a_bad_batch_size():
         list(map_batches([1], str, 0))
 
 
-def test_padded_sizes_are_few():
-    assert [saved.padded_size(n, 32) for n in (1, 2, 3, 5, 16, 17, 31, 32)] == [1, 2, 4, 8, 16, 32, 32, 32]
-    assert saved.padded_size(5, 6) == 6
-
-
 def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
     """The loader never holds more than (prefetch + 2) batches of decoded images at once."""
     live, peak, lock = [0], [0], threading.Lock()

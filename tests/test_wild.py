@@ -1,12 +1,10 @@
-"""Faces outside CelebA: the in-the-wild folder, per-source accuracy tables, McNemar against the peer, identities."""
+"""study/wild: the in-the-wild folder, per-source accuracy tables, McNemar against the peer."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from gfr.study import wild
 from gfr.errors import GfrError
-from gfr.study import identity
+from gfr.study import wild
 
 
 def frame(p_male, male, source):
@@ -30,16 +28,3 @@ def test_accuracy_table_per_source_with_cis_and_mcnemar_against_the_peer():
     assert table.loc[("run", "all"), "ci_low"] < 5 / 6 < table.loc[("run", "all"), "ci_high"]
     assert table.loc[("run", "all"), "only this right"] == 1 and table.loc[("run", "all"), "only peer right"] == 1
     assert (table["McNemar p (Holm)"].dropna() >= table["McNemar p"].dropna()).all()
-
-
-def test_identity_disjoint_split_keeps_each_person_in_one_part():
-    manifest = pd.DataFrame({"image_id": [f"{k}.jpg" for k in range(100)], "split": "train", "label": 1})
-    people = np.arange(100) // 3
-    parts = identity.disjoint_split(manifest, people, seed=1, val_fraction=0.2, test_fraction=0.2)
-    assert all(len(set(parts[people == p])) == 1 for p in np.unique(people))
-    assert abs((parts == "test").sum() - 20) <= 3 and abs((parts == "val").sum() - 20) <= 3  # whole people: about 20 each
-
-
-def test_shared_test_images_are_those_whose_person_is_in_training():
-    manifest = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "split": ["train", "test", "test", "val"]})
-    assert identity.shared_test_images(manifest, np.array([1, 1, 2, 2])) == {"b"}
