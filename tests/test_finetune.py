@@ -45,3 +45,68 @@ def test_full_model_matches_cached_path(finetuned_run, synth_root):
     # activations are cached in float16, so the two paths agree to float16 precision, not bit for bit
     np.testing.assert_allclose(ours, saved[f"prob_seed{record['primary_seed']}"], atol=2e-3)
     assert record["full_model_vs_cached_max_abs_diff"] < 2e-3
+
+
+# ---- the pieces, directly ---------------------------------------------------------------------------------
+
+
+def test_batches_cover_every_row_once_per_epoch_in_a_seeded_order():
+    from gfr.models import finetune
+
+    plain = np.arange(10, dtype=np.float32).reshape(10, 1)
+    labels = np.arange(10) % 2
+    batches = finetune.Batches(plain, None, labels, batch_size=4, seed=5)
+    assert len(batches) == 3
+    epoch = [batches[i] for i in range(len(batches))]
+    rows = np.concatenate([x.ravel() for x, _ in epoch])
+    assert sorted(rows.tolist()) == list(range(10)) and all(np.all(np.diff(x.ravel()) > 0) for x, _ in epoch)
+    assert all(np.array_equal(y, x.ravel().astype(int) % 2) for x, y in epoch)  # labels follow their rows
+    again = finetune.Batches(plain, None, labels, batch_size=4, seed=5)
+    assert all(np.array_equal(again[i][0], epoch[i][0]) for i in range(3))  # the seed decides the order
+    batches.on_epoch_end()
+    assert any(not np.array_equal(batches[i][0], epoch[i][0]) for i in range(3))  # a new order each epoch
+
+
+def test_mirrored_rows_come_from_the_mirrored_array_about_half_the_time():
+    from gfr.models import finetune
+
+    plain = np.zeros((200, 1), np.float16)
+    mirrored = np.ones((200, 1), np.float16)
+    batches = finetune.Batches(plain, mirrored, np.zeros(200), batch_size=50, seed=1)
+    x = np.concatenate([batches[i][0] for i in range(len(batches))]).ravel()
+    assert x.dtype == np.float32 and 60 < x.sum() < 140  # each image mirrored with probability 1/2
+    assert finetune.Batches(plain, None, np.zeros(200), 50, 1)[0][0].sum() == 0  # no mirrored array: never
+
+
+def test_rows_read_only_the_selected_rows():
+    from gfr.models import finetune
+
+    rows = finetune.Rows(np.arange(12).reshape(6, 2), [4, 1])
+    assert len(rows) == 2 and rows[np.array([1, 0])].tolist() == [[2, 3], [8, 9]]
+
+
+def _upper_model():
+    from gfr.models import backbones, finetune
+    from gfr.models.head import build_head
+
+    backbone = backbones.get("ResNet50")
+    base = backbones.build_base(backbone, (None, None, 3), backbones.RANDOM)
+    model = finetune.upper_model(base, backbone.finetune_boundary, build_head(backbone.feature_dim, 4), dropout=0.5)
+    return model, model.get_layer(finetune.TOP_BLOCKS_NAME)
+
+
+def test_upper_model_keeps_batchnorm_frozen_and_ends_in_the_head():
+    import keras
+
+    model, top = _upper_model()
+    norms = [layer for layer in top.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    assert model.get_layer("dropout").rate == 0.5 and model.output.shape[-1] == 1
+
+
+@pytest.mark.xfail(strict=True, reason="found while writing this test: `upper.trainable = True` does not reach the "
+                   "top block's layers (Keras 3, base built frozen), so fine-tuning trains the head only; fixing it "
+                   "changes iteration 4's numbers, which is the lead's call")
+def test_upper_model_trains_the_top_blocks():
+    model, top = _upper_model()
+    assert len(top.trainable_weights) > 0 and len(model.trainable_weights) > 4
