@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     load_at_start = common.load_average()
 
     from gfr import predict
-    from gfr.study import peer
+    from gfr.study import peer, saved
 
     run_dir = predict.resolve_run(args.run)
     payload = {"config": {"run": str(run_dir.relative_to(common.REPO) if run_dir.is_absolute() else run_dir),
@@ -174,11 +174,11 @@ def main(argv=None) -> int:
         sets = {"CelebA-framed": celeba_images(args.images), "in-the-wild-dev": wild_images(args.images)}
         if not all(sets.values()):
             raise SystemExit(f"no images: {', '.join(k for k, v in sets.items() if not v)}")
-        loaded = {"port": predict.load_model(run_dir)}
-        if predict.read_record(run_dir)["backbone"] == face_descriptor.NAME:  # the old path: dlib's own network
+        loaded = {"port": saved.load_model(run_dir)}
+        if saved.read_record(run_dir)["backbone"] == face_descriptor.NAME:  # the old path: dlib's own network
             os.environ[face_descriptor.IMPL_ENV] = "dlib"  # (a fine-tuned run has no dlib form: its head-only run)
-            reference = run_dir if not predict.read_record(run_dir).get("finetuned_file") else REFERENCE_RUN
-            loaded[f"dlib network, {reference.name}"] = predict.load_model(reference)
+            reference = run_dir if not saved.read_record(run_dir).get("finetuned_file") else REFERENCE_RUN
+            loaded[f"dlib network, {reference.name}"] = saved.load_model(reference)
             del os.environ[face_descriptor.IMPL_ENV]
         predictor = peer.load()
         out_csv = work / "throughput.csv"

@@ -4,7 +4,7 @@ A Ray cluster of two nodes of one CPU each is started on 127.0.0.1 (`ray start -
 joining it: `ray_localhost.LocalCluster`). On the same work, each side in a fresh process (its wall time,
 imports and Ray connection included, is the side's time; `ray-1`'s is less the start of its holder actor):
 
-* sweep: RUNS, the train notebook executed by `gfr.report.engine.run_sweep` on a synthetic CelebA-layout set
+* sweep: RUNS, the train notebook executed by `gfr.pipeline.sweep.run_sweep` on a synthetic CelebA-layout set
   (SWEEP_PARAMS: random weights, 64x64 input, three head seeds), serially, or on Ray (the feature cache
   prefilled by sharded extraction, then one task per run);
 * extraction: `feature_cache.extract` (serial) or `sharded_extraction.extract` (Ray) of `--images` synthetic
@@ -63,7 +63,7 @@ def hold_second_node() -> None:
     """Take the non-head node's CPU with an idle actor, so every task of this driver runs on the head's one worker."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from gfr import cluster
+    from gfr.pipeline import cluster
 
     ray = cluster.connect()
     others = [n for n in ray.nodes() if n.get("Alive") and "node:__internal_head__" not in n.get("Resources", {})]
@@ -89,7 +89,8 @@ def child(args) -> int:
     held = time.perf_counter() - start  # scaffolding of this benchmark, not Ray's overhead: left out of the side's time
     start = time.perf_counter()
     if workload == "extraction":
-        from gfr.models import backbones, feature_cache, sharded_extraction
+        from gfr.models import backbones, feature_cache
+        from gfr.pipeline import sharded_extraction
 
         fn = feature_cache.extract if side == "serial" else sharded_extraction.extract
         ids = [f"{i:06d}.jpg" for i in range(1, args.images + 1)]
@@ -97,12 +98,12 @@ def child(args) -> int:
                      work / "cache", INIT_SEED, progress=True)
         out = {"shards": info.get("shards"), "shards_reused": info.get("shards_reused")}
     else:
-        from gfr.report import engine
+        from gfr.pipeline import sweep
 
         parameters = {"data_dir": args.data, "manifest": str(args.manifest), "runs_dir": str(work / "runs"),
                       "cache_dir": str(work / "cache"), "params_extra": [str(args.params)], "weights": "none"}
-        jobs = [engine.job_for(work / "notebooks" / f"{run}.ipynb", parameters) for run in args.runs]
-        outcomes = engine.run_sweep(jobs, "serial" if side == "serial" else "ray")
+        jobs = [sweep.job_for(work / "notebooks" / f"{run}.ipynb", parameters) for run in args.runs]
+        outcomes = sweep.run_sweep(jobs, "serial" if side == "serial" else "ray")
         out = {"ok": [o.ok for o in outcomes], "errors": [o.error for o in outcomes if not o.ok],
                "nodes": sorted({o.node for o in outcomes})}
     print("@@" + json.dumps({"work_s": time.perf_counter() - start, "holder_s": held, **out}), flush=True)

@@ -201,7 +201,7 @@ def main() -> int:
     }
     wild_root = os.environ.get("GFR_WILD_DIR")
     if wild_root:
-        from gfr import wild
+        from gfr.study import wild
 
         root_w = wild.wild_dir(wild_root)
         frame = wild.labels(root_w)

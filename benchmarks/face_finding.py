@@ -26,7 +26,8 @@ BLOCK = 50
 
 def main() -> int:
     quiet_backends()
-    from gfr import files, predict, wild
+    from gfr import files
+    from gfr.study import saved, wild
     from gfr.data import faces
     from gfr.data.images import decode
     from gfr.progress import meter
@@ -51,12 +52,14 @@ def main() -> int:
             seconds[f] += time.perf_counter() - t
         bar.update(min(BLOCK, len(photos) - start))
     bar.close()
+    from gfr import predict
+
     run_dir = predict.resolve_run("chosen")
-    loaded = predict.load_model(run_dir)
+    loaded = saved.load_model(run_dir)
     size = tuple(loaded.record["input_size"])
     right, result = {}, {"photos": len(photos), "run": run_dir.name, "finders": {}}
     for f in faces.FINDERS:
-        p = predict.forward(loaded, [faces.resize(c, size) for c in crops[f]], 32)
+        p = saved.forward(loaded, [faces.resize(c, size) for c in crops[f]], 32)
         right[f] = metrics.is_correct(p, table.male.values)
         result["finders"][f] = {
             "accuracy": float(right[f].mean()),

@@ -54,7 +54,7 @@ def main() -> int:
     result = {"images": {"train": int((rows.split == "train").sum()), "val": int((rows.split == "val").sum())},
               "head": {"units": params.head.dense_units, "seeds": list(params.head.seeds), "epochs": params.epochs},
               "variants": {}}
-    from gfr import wild
+    from gfr.study import wild
     from gfr.models.head import predict_proba
     from gfr.study import analysis, metrics
 

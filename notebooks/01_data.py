@@ -43,7 +43,7 @@ from gfr.study import analysis, hardware
 from gfr.data import celeba, split
 from gfr.report import plots
 from gfr.params import load_params
-from gfr.report.notebooks import use_project_root
+from gfr.paths import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

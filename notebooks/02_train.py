@@ -14,9 +14,10 @@
 # %% [markdown]
 # # One run: a backbone and an iteration
 # A frozen ImageNet backbone turns each face into a vector of pooled features; a small head learns
-# P(male) from those vectors. This notebook shows the parameters, the model, the fit and its history, then
-# the evaluation on the test split, and saves the run (head, manifest, history, predictions) under `runs_dir`.
-# The work is done by `gfr.study.run`, step by step, exactly as `python -m gfr run` does it.
+# P(male) from those vectors. This notebook shows the parameters, the data, the head being built, compiled and
+# fitted (Keras, on this page), its history, then the evaluation on the test split, and saves the run (head,
+# manifest, history, predictions) under `runs_dir`. `gfr.study.run` does the data and the bookkeeping (split,
+# weights, cached features, evaluation, the saved run); `python -m gfr run` gives the same numbers.
 
 # %% tags=["parameters"]
 backbone = "ResNet50"
@@ -31,12 +32,13 @@ cache_dir = None         # None: $GFR_CACHE_DIR or ~/.cache/gfr/features
 # %%
 import time
 
+import keras
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr.models.head import build_head, full_model
+from gfr.models.head import build_head, fit_outcome, full_model, keep_best_epoch, seed_everything
+from gfr.paths import use_project_root
 from gfr.report import plots
-from gfr.report.notebooks import use_project_root
 from gfr.study import run
 
 use_project_root()  # default paths are relative to the project root
@@ -60,8 +62,10 @@ pd.Series({"input (H x W)": "x".join(map(str, params.image_size)),
 
 # %% [markdown]
 # ## Data and weights
-# The split manifest says which image is in train, validation or test; the backbone's weights are looked up
-# (a backbone whose ImageNet weights cannot be had here is recorded as skipped, with the reason).
+# The split manifest says which image is in train, validation or test; the backbone's weights are looked up.
+# A backbone whose ImageNet weights cannot be had here is recorded as skipped, with the reason, and the notebook
+# ends in this cell: `SystemExit(0)` is papermill's clean stop (the executed notebook is kept as a success and
+# the report shows the reason).
 
 # %%
 prepared = run.prepare_run(backbone, iteration, data_dir, manifest, runs_dir, params, cache_dir)
@@ -69,21 +73,10 @@ if prepared.skipped:
     record = run.save_skipped(prepared)
     display(Markdown(f"**Skipped.** {record['reason']}\n\nThe code path is the same as for the other "
                      "backbones: give the weights (Keras download, `GFR_WEIGHTS_DIR` or `weights=`) and rerun."))
-else:
-    display(Markdown(f"Weights: {prepared.weights.origin} (sha256 `{prepared.weights.sha256[:12]}`); "
-                     f"{len(prepared.frame)} images: " + ", ".join(
-                         f"{len(prepared.rows(s))} {s}" for s in ("train", "val", "test")) + "."))
-
-# %% [markdown]
-# ## The model
-# The backbone stays frozen; only the head is trained. Together they are the classifier that `gfr predict`
-# rebuilds: images -> backbone -> global average pooling -> head -> P(male).
-
-# %%
-if not prepared.skipped:
-    extractor = prepared.build_extractor()
-    classifier = full_model(extractor, build_head(prepared.backbone.feature_dim, params.head.dense_units))
-    classifier.summary(expand_nested=False, show_trainable=True)
+    raise SystemExit(0)
+display(Markdown(f"Weights: {prepared.weights.origin} (sha256 `{prepared.weights.sha256[:12]}`); "
+                 f"{len(prepared.frame)} images: " + ", ".join(
+                     f"{len(prepared.rows(s))} {s}" for s in ("train", "val", "test")) + "."))
 
 # %% [markdown]
 # ## Features
@@ -91,34 +84,45 @@ if not prepared.skipped:
 # backbone, input size, weights and split), so the head trains on vectors, not images.
 
 # %%
-if not prepared.skipped:
-    features = run.load_features(prepared)
-    display(Markdown(f"Features from cache: {features.cache_info['cache']} "
-                     f"({features.x['train'].shape[1]} per image, {features.seconds:.1f} s)."))
+features = run.load_features(prepared)
+display(Markdown(f"Features from cache: {features.cache_info['cache']} "
+                 f"({features.x['train'].shape[1]} per image, {features.seconds:.1f} s)."))
 
 # %% [markdown]
 # ## The fit
-# One head per seed (`head.fit` on the training features, validation each epoch), each kept at the epoch with
-# the best validation accuracy (the study's one selection rule); the first seed's head is the reported one,
-# the others show how much the seed alone moves the numbers.
+# One head per seed: built on the pooled features, compiled (Adam, binary cross-entropy, accuracy) and fitted on
+# the training features with validation each epoch. The `keep_best_epoch` callback restores, when the fit ends, the
+# weights of the epoch with the best validation accuracy (the study's one selection rule; it never stops early).
+# The first seed's head is the reported one; the others show how much the seed alone moves the numbers.
 
 # %%
-if not prepared.skipped:
-    start = time.perf_counter()
-    fits = run.train_heads(prepared, features)
-    fits[0].head.summary()
+h, x, y = params.head, features.x, features.y
+start = time.perf_counter()
+fits = []
+for seed in h.seeds:
+    seed_everything(seed)  # the head's initial weights and the batch order are a function of the seed
+    head = build_head(x["train"].shape[1], h.dense_units)
+    head.compile(optimizer=keras.optimizers.Adam(h.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    keep = keep_best_epoch(params.epochs)
+    history = head.fit(x["train"], y["train"].astype("float32"),
+                       validation_data=(x["val"], y["val"].astype("float32")),
+                       batch_size=h.batch_size, epochs=params.epochs, shuffle=True, verbose=0, callbacks=[keep])
+    fits.append(run.HeadFit(seed, head, *fit_outcome(history, keep)))
+fits[0].head.summary()
+pd.DataFrame({"kept epoch": [f.kept_epoch for f in fits],
+              "validation accuracy": [f.history["val_accuracy"][f.kept_epoch - 1] for f in fits]},
+             index=pd.Index([f.seed for f in fits], name="seed"))
 
 # %% [markdown]
 # ## Fine-tuning (iterations with a `finetune` section)
-# Each seed's warmed-up head and the backbone's top block(s) are trained together on activations cached at
-# the freeze boundary (BatchNorm in inference mode); as for the heads, the epoch with the best validation
-# accuracy is kept.
+# Each seed's fitted head and the backbone's top block(s) are trained together on activations cached at the
+# freeze boundary (BatchNorm in inference mode); as for the heads, the epoch with the best validation accuracy is
+# kept. Shown: the reported seed's fine-tuned model.
 
 # %%
-tuned = []
-if not prepared.skipped and params.finetune:
-    run.build_finetune_model(prepared, features, fits[0]).summary(show_trainable=True)
-    tuned = run.fine_tune_seeds(prepared, features, fits)
+tuned = run.fine_tune_seeds(prepared, features, fits) if params.finetune else []
+if tuned:
+    tuned[0].model.summary(show_trainable=True)
     ft = params.finetune
     display(Markdown(
         f"Fine-tuned every layer above `{features.boundary['layer']}` with the head for {ft.epochs} epochs, Adam lr "
@@ -130,9 +134,18 @@ if not prepared.skipped and params.finetune:
 # ## History
 
 # %%
-if not prepared.skipped:
-    history = pd.concat([t.history for t in tuned]) if tuned else run.history_frame(prepared, fits)
-    fig = plots.training_curves(history, f"{prepared.name}: accuracy and loss per epoch")
+history = pd.concat([t.history for t in tuned]) if tuned else run.history_frame(prepared, fits)
+fig = plots.training_curves(history, f"{prepared.name}: accuracy and loss per epoch")
+
+# %% [markdown]
+# ## The model `gfr predict` rebuilds
+# The frozen backbone and the reported head together: images -> backbone -> global average pooling -> head ->
+# P(male) (for a fine-tuned run, the backbone's top block(s) are the fine-tuned ones).
+
+# %%
+extractor = None if tuned else prepared.build_extractor()
+if extractor is not None:
+    full_model(extractor, fits[0].head).summary(expand_nested=False, show_trainable=True)
 
 # %% [markdown]
 # ## Evaluation
@@ -140,37 +153,35 @@ if not prepared.skipped:
 # preprocess, forward) to time inference; then the run is saved.
 
 # %%
-if not prepared.skipped:
-    seconds = time.perf_counter() - start
-    record = (run.finish_finetune_run(prepared, features, tuned, seconds) if tuned else
-              run.finish_head_run(prepared, features, fits, extractor, seconds))
-    t, s, inf, hw = record["test"], record["seeds"], record["inference"], record["hardware"]
-    display(pd.DataFrame({
-        f"reported head (seed {record['primary_seed']})": {
-            "train accuracy": record["train_accuracy"], "train loss": record["train_loss"],
-            "validation accuracy": record["val_accuracy"], "validation loss": record["val_loss"],
-            "test accuracy": t["accuracy"], "test ROC AUC": t["roc_auc"]},
-        f"mean over {len(params.head.seeds)} seeds": {
-            "train accuracy": s["train_accuracy_mean"], "train loss": s["train_loss_mean"],
-            "validation accuracy": s["val_accuracy_mean"], "validation loss": s["val_loss_mean"],
-            "test accuracy": s["test_accuracy_mean"], "test ROC AUC": s["test_roc_auc_mean"]},
-        "std over seeds": {
-            "train accuracy": s["train_accuracy_std"], "train loss": s["train_loss_std"],
-            "validation accuracy": s["val_accuracy_std"], "validation loss": s["val_loss_std"],
-            "test accuracy": s["test_accuracy_std"], "test ROC AUC": s["test_roc_auc_std"]},
-    }))
+seconds = time.perf_counter() - start
+record = (run.finish_finetune_run(prepared, features, tuned, seconds) if tuned else
+          run.finish_head_run(prepared, features, fits, extractor, seconds))
+t, s, inf, hw = record["test"], record["seeds"], record["inference"], record["hardware"]
+display(pd.DataFrame({
+    f"reported head (seed {record['primary_seed']})": {
+        "train accuracy": record["train_accuracy"], "train loss": record["train_loss"],
+        "validation accuracy": record["val_accuracy"], "validation loss": record["val_loss"],
+        "test accuracy": t["accuracy"], "test ROC AUC": t["roc_auc"]},
+    f"mean over {len(params.head.seeds)} seeds": {
+        "train accuracy": s["train_accuracy_mean"], "train loss": s["train_loss_mean"],
+        "validation accuracy": s["val_accuracy_mean"], "validation loss": s["val_loss_mean"],
+        "test accuracy": s["test_accuracy_mean"], "test ROC AUC": s["test_roc_auc_mean"]},
+    "std over seeds": {
+        "train accuracy": s["train_accuracy_std"], "train loss": s["train_loss_std"],
+        "validation accuracy": s["val_accuracy_std"], "validation loss": s["val_loss_std"],
+        "test accuracy": s["test_accuracy_std"], "test ROC AUC": s["test_roc_auc_std"]},
+}))
 
 # %%
-if not prepared.skipped:
-    load = " / ".join(f"{v:.1f}" for v in inf["load_average"])
-    display(Markdown(
-        f"Test accuracy {t['accuracy']:.2%} (95% CI {t['accuracy_ci_low']:.2%} to {t['accuracy_ci_high']:.2%}, "
-        f"n = {t['n']}). End-to-end inference on the {inf['images']} test JPEGs (median of {inf['repeats']} after "
-        f"warm-up): **{inf['median_s']:.2f} s**, {inf['images_per_s']:.0f} images/s on {hw['cpu']} ({hw['cores']} "
-        f"cores{', ' + hw['gpus'][0] if hw['gpus'] else ', no GPU'}), Keras {hw['keras']} / {hw['keras_backend']}; "
-        f"1-minute load average before / after timing: {load} (above the core count, other work shared the CPU). "
-        f"Full model vs cached-feature head, largest difference in P(male): "
-        f"{record['full_model_vs_cached_max_abs_diff']:.1e}."))
-    fig = plots.confusion(t["confusion"], f"{prepared.name}: confusion matrix (test)")
-    display(Markdown(f"Saved under `{prepared.run_dir}`: " + ", ".join(
-        f"`{name}`" for name in sorted(p.name for p in prepared.run_dir.iterdir())) + "."))
+load = " / ".join(f"{v:.1f}" for v in inf["load_average"])
+display(Markdown(
+    f"Test accuracy {t['accuracy']:.2%} (95% CI {t['accuracy_ci_low']:.2%} to {t['accuracy_ci_high']:.2%}, "
+    f"n = {t['n']}). End-to-end inference on the {inf['images']} test JPEGs (median of {inf['repeats']} after "
+    f"warm-up): **{inf['median_s']:.2f} s**, {inf['images_per_s']:.0f} images/s on {hw['cpu']} ({hw['cores']} "
+    f"cores{', ' + hw['gpus'][0] if hw['gpus'] else ', no GPU'}), Keras {hw['keras']} / {hw['keras_backend']}; "
+    f"1-minute load average before / after timing: {load} (above the core count, other work shared the CPU). "
+    f"Full model vs cached-feature head, largest difference in P(male): "
+    f"{record['full_model_vs_cached_max_abs_diff']:.1e}."))
+fig = plots.confusion(t["confusion"], f"{prepared.name}: confusion matrix (test)")
+display(Markdown(f"Saved under `{prepared.run_dir}`: " + ", ".join(
+    f"`{name}`" for name in sorted(p.name for p in prepared.run_dir.iterdir())) + "."))

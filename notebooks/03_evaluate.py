@@ -36,7 +36,7 @@ from IPython.display import Markdown, display
 from gfr.study import analysis, metrics, peer, results
 from gfr.data import celeba
 from gfr.report import plots
-from gfr.report.notebooks import use_project_root
+from gfr.paths import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

@@ -29,7 +29,7 @@ from IPython.display import Markdown, display
 
 from gfr.report import docs, tables
 from gfr.study import analysis, artefacts, metrics, peer, published, results, verify
-from gfr.report.notebooks import use_project_root
+from gfr.paths import use_project_root
 
 use_project_root()  # default paths are relative to the project root
 # %matplotlib inline

@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr import wild
+from gfr.study import wild
 from gfr.errors import GfrError
 from gfr.data import split
 from gfr.models import face_descriptor
 from gfr.report import tables
-from gfr.report.notebooks import use_project_root
+from gfr.paths import use_project_root
 from gfr.params import known_iterations, load_params
 from gfr.study import analysis, artefacts, ensemble, identity, peer, results
 

@@ -139,11 +139,21 @@ def ray_local():
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is first imported: loopback only
     pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install -e '.[ray]')")
-    from gfr import cluster
+    from gfr.pipeline import cluster
 
-    cluster.connect(num_cpus=2)
+    ray = cluster.connect(num_cpus=2)
     yield cluster
-    cluster.shutdown()
+    ray.shutdown()
+
+
+def predict_rows(run_dir, inputs, weights=None, detect_faces: bool = False, batch_size: int = 32,
+                 no_face: str = "skip") -> list[dict]:
+    """Every row `gfr predict` would stream for `inputs`, as a list (the inputs checked first, as the CLI does)."""
+    from gfr import predict
+    from gfr.study import saved
+
+    inputs = predict.check_inputs(inputs)
+    return list(predict.stream(saved.load_model(run_dir, weights), inputs, detect_faces, batch_size, no_face=no_face))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT))
 
 from gfr.data import split, synthetic  # noqa: E402
 from gfr.params import load_params  # noqa: E402
-from gfr.report import notebooks  # noqa: E402
+from gfr.pipeline import notebooks  # noqa: E402
 from gfr import files  # noqa: E402
 from gfr.study import peer, run, verify  # noqa: E402
 
@@ -36,7 +36,8 @@ def wild_predictions(runs, out) -> str:
     import numpy as np
     import pandas as pd
 
-    from gfr import files, wild
+    from gfr import files
+    from gfr.study import wild
     from gfr.data import synthetic
 
     root = out / "wild-dev"

@@ -1,14 +1,12 @@
-"""Analysis behind the report's conclusions: Holm-corrected noise verdicts, the choice rule, levers, verify."""
+"""Analysis behind the report's conclusions: Holm-corrected noise verdicts, the choice rule, levers."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gfr.study import analysis, artefacts, metrics, results, verify
-from conftest import edit_record
+from gfr.study import analysis, artefacts, metrics, results
 
 
 def test_holm_matches_the_hand_computation_and_keeps_nan():
@@ -79,72 +77,6 @@ def test_levers_are_described_from_the_parameters():
     assert "native 218x178 input instead of 128x128" in analysis.lever(2, 3)
     assert analysis.lever(3, 4).startswith("fine-tuning the top block(s)")
 
-
-def test_verify_is_bit_exact_on_the_same_machine_and_flags_a_change(saved_run, tmp_path):
-    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
-    shutil.copytree(saved_run, committed / saved_run.name)
-    shutil.copytree(saved_run, fresh / saved_run.name)
-    table = verify.compare(committed, fresh, [saved_run.name, "ResNet50-it1"])
-    assert table.ok.all() and set(table[table.run == saved_run.name].rule) <= {"bit-exact", "shown only"}
-    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
-    record["seeds"]["test_accuracy_mean"] += 0.01
-    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
-    broken = verify.compare(committed, fresh, [saved_run.name])
-    assert not broken.ok.all()
-    assert broken[~broken.ok].number.tolist() == ["test accuracy, seed mean"]
-
-
-def test_verify_uses_the_seed_spread_on_another_machine(saved_run, tmp_path):
-    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
-    shutil.copytree(saved_run, committed / saved_run.name)
-    shutil.copytree(saved_run, fresh / saved_run.name)
-    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
-    record["hardware"]["cpu_flags"] = ["avx2"]  # another kind of machine
-    std = record["seeds"]["test_accuracy_std"]
-    record["seeds"]["test_accuracy_mean"] += 1.5 * std  # inside 2 seed std
-    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
-    table = verify.compare(committed, fresh, [saved_run.name])
-    row = table[table.number == "test accuracy, seed mean"].iloc[0]
-    assert row.rule.startswith("within") and bool(row.ok) == (std > 0)
-
-
-
-def test_verify_summary_and_readme_block_count_what_was_checked(saved_run, tmp_path):
-    from gfr import files
-    from gfr.report import docs
-
-    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
-    shutil.copytree(saved_run, committed / saved_run.name)
-    shutil.copytree(saved_run, fresh / saved_run.name)
-    record = json.loads((fresh / saved_run.name / artefacts.MANIFEST).read_text())
-    record["seeds"]["val_accuracy_mean"] += 0.02
-    (fresh / saved_run.name / artefacts.MANIFEST).write_text(json.dumps(record))
-    table = verify.compare(committed, fresh, [saved_run.name, "ResNet50-it1"])
-    summary = verify.summary(table).set_index("rule")
-    assert summary.loc["bit-exact", "numbers"] == (table.rule == "bit-exact").sum()
-    assert summary.loc["bit-exact", "within"] == summary.loc["bit-exact", "numbers"] - 1
-    assert abs(summary.loc["bit-exact", "largest_abs_deviation"] - 0.02) < 1e-9
-    files.write_csv(tmp_path / "verify.csv", table)
-    block = docs.verify_block(tmp_path / "verify.csv")
-    assert "2 runs rerun (1 ok, 1 not run; 1 finished)" in block and "the same kind of machine as the committed run (`numerics_id`) for 1 of 1" in block
-    assert "Not in this check: " in block and "ResNet50-it4" in block.split("Not in this check: ")[1]
-    assert f"{saved_run.name} val accuracy, seed mean" in block
-    assert "has not been run" in docs.verify_block(tmp_path / "absent.csv")
-    # the same record read beside the committed runs: unchanged; once the run is committed anew, not verified
-    assert docs.verify_block(tmp_path / "verify.csv", committed) == block
-    edit_record(committed / saved_run.name, head_sha256="0" * 64)
-    assert verify.changed_since(table, committed) == [saved_run.name]
-    stale = docs.verify_block(tmp_path / "verify.csv", committed)
-    assert "1 runs rerun (1 not run; 0 finished)" in stale
-    assert f"({saved_run.name}: committed anew since it was checked.)" in stale
-    assert saved_run.name in stale.split("Not in this check: ")[1]
-
-
-def test_verify_of_some_runs_keeps_the_other_runs_rows():
-    earlier = pd.DataFrame({"run": ["A", "A", "B"], "number": ["status", "head_sha256", "status"], "ok": True})
-    now = pd.DataFrame({"run": ["B", "B"], "number": ["status", "head_sha256"], "ok": [True, False]})
-    merged = verify.merge(earlier, now)
-    assert merged.run.tolist() == ["A", "A", "B", "B"] and merged.ok.tolist() == [True, True, True, False]
 
 def test_results_mark_exactly_one_chosen_run(saved_run):
     frame = results.collect(saved_run.parent)

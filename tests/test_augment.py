@@ -200,7 +200,7 @@ def test_ensemble_in_the_wild_averages_members():
 
 
 def test_readme_block_shows_the_augmented_runs_and_the_ensemble_verdict(augmented_runs):
-    from gfr import wild
+    from gfr.study import wild
     from gfr.report import docs
     from gfr.study import results
 

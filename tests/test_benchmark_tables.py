@@ -1,10 +1,12 @@
-"""The benchmark tables are pure functions of the result files: deterministic, '–' for a missing field, quick runs left out."""
+"""benchmarks/tables.py: the benchmark tables are pure functions of the result files: deterministic, '–' for a missing field, quick runs left out."""
 
 import json
 
 import pytest
 
-from gfr.report import benchmark_tables
+from gfr.report.docs import load_benchmark_tables
+
+benchmark_tables = load_benchmark_tables()
 
 HARDWARE = {"cpu": "Test CPU", "cores": 2, "memory_gib": 8.0, "gpus": [], "python": "3.11.7", "keras": "3.15.1",
             "keras_backend": "tensorflow", "tensorflow": "2.21.0"}

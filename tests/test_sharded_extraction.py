@@ -9,8 +9,9 @@ import pytest
 
 from gfr.data import split
 from gfr.files import file_sha256
-from gfr.models import backbones, feature_cache, sharded_extraction
-from gfr.models.sharded_extraction import shard_bounds
+from gfr.models import backbones, feature_cache
+from gfr.pipeline import sharded_extraction
+from gfr.pipeline.sharded_extraction import shard_bounds
 
 SIZE = (48, 48)
 BATCH = 8

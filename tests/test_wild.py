@@ -1,12 +1,10 @@
-"""Faces outside CelebA: the in-the-wild folder, per-source accuracy tables, McNemar against the peer, identities."""
+"""study/wild: the in-the-wild folder, per-source accuracy tables, McNemar against the peer."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from gfr import wild
 from gfr.errors import GfrError
-from gfr.study import identity
+from gfr.study import wild
 
 
 def frame(p_male, male, source):
@@ -48,16 +46,3 @@ def test_photos_without_a_face_count_three_ways(tmp_path):
     summary = wild.write_no_face_summary(tmp_path, tmp_path / "no-face.json")
     assert [(r["model"], r["source"]) for r in summary["models"]] == [("run", "a"), ("run", "b"), ("run", "all")]
     assert "no face found" in summary["rule"]
-
-
-def test_identity_disjoint_split_keeps_each_person_in_one_part():
-    manifest = pd.DataFrame({"image_id": [f"{k}.jpg" for k in range(100)], "split": "train", "label": 1})
-    people = np.arange(100) // 3
-    parts = identity.disjoint_split(manifest, people, seed=1, val_fraction=0.2, test_fraction=0.2)
-    assert all(len(set(parts[people == p])) == 1 for p in np.unique(people))
-    assert abs((parts == "test").sum() - 20) <= 3 and abs((parts == "val").sum() - 20) <= 3  # whole people: about 20 each
-
-
-def test_shared_test_images_are_those_whose_person_is_in_training():
-    manifest = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "split": ["train", "test", "test", "val"]})
-    assert identity.shared_test_images(manifest, np.array([1, 1, 2, 2])) == {"b"}

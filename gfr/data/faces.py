@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 from PIL import Image
 
-from gfr.data import celeba
 from gfr.errors import GfrError
-from gfr.data.images import decode
-from gfr.progress import meter as progress_meter
 
 CELEBA_SIZE = (218, 178)  # (height, width) of CelebA's aligned images
 INSTALL = ("face detection and dlib's face descriptor need dlib (the dlib-bin package, a gfr dependency): "
@@ -25,7 +21,8 @@ FRAMINGS = ("landmarks", "landmarks-hog", "box", "none")  # see `crops`; the fir
 
 # Where CelebA's aligned frame lies around dlib's HOG face box. `box` is the box side in pixels (dlib's
 # boxes are square); the frame's centre is the box centre moved by (FRAME_DX, FRAME_DY) box sides, and the
-# frame is FRAME_WIDTH box sides wide with CelebA's 178:218 aspect. Measured by calibrate() below:
+# frame is FRAME_WIDTH box sides wide with CelebA's 178:218 aspect. Measured by calibrate() in tests/test_faces.py
+# (a test reruns it on fewer images):
 #   calibrate("/work/shared/celeba-5k", n=400, seed=0) on 400 images of the 5,000-image CelebA subset,
 #   each rescaled by a random factor, log-uniform in [1, 1.44] (two of the detector's 6/5 pyramid steps,
 #   so the box-size quantisation of the pyramid averages out), detector without upsampling:
@@ -103,16 +100,10 @@ def cut(rgb: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
     return np.pad(inside, pads, mode="edge")
 
 
-def aligned_crops(rgb: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
-    """One uint8 (h, w, 3) crop per face found, aligned like CelebA's images (5 landmarks, similarity transform;
-    HOG detector, dlib's CNN detector where HOG finds none), resized to `size` (height, width) bilinearly;
-    largest face first; [] when no face is found."""
-    return crops(rgb, size)[0]
-
-
 # Where dlib's 5 landmarks sit in CelebA's aligned 178x218 images (x, y in pixels; points in the predictor's
 # order: one eye's outer and inner corner, the other eye's outer and inner corner, the base of the nose).
-# Measured by measure_landmarks() below (its output, verbatim):
+# Measured by measure_landmarks() in tests/test_faces.py (its output, verbatim; a test reruns it on fewer
+# images):
 #   measure_landmarks("/work/shared/celeba-5k", n=1000, seed=0) -> HOG face in 970 of 1,000 images;
 #   LANDMARKS [[115, 113], [100, 114], [62, 112], [77, 113], [88, 142]], interquartile ranges
 #   [[3, 1], [2, 1], [2, 1], [2, 1], [6, 3]] pixels (CelebA's alignment is tight: eyes within ~2 px);
@@ -317,77 +308,6 @@ def crops_or_whole(rgb: np.ndarray, size: tuple[int, int], framing: str = FRAMIN
     """`crops`, or the whole image resized when no face is found (then the detector is "none")."""
     found, by = crops(rgb, size, framing, finder)
     return (found, by) if found else ([resize(_check(rgb), size)], "none")
-
-
-def measure_landmarks(data_root: str | os.PathLike | None = None, n: int = 1000, seed: int = 0,
-                      progress: bool = True) -> dict:
-    """Median positions of dlib's 5 landmarks (and of the HOG face box) on `n` aligned CelebA images."""
-    root = celeba.data_dir(data_root)
-    paths = sorted((root / celeba.IMAGES_DIR).glob("*.jpg"))
-    if not paths:
-        raise GfrError(f"{root / celeba.IMAGES_DIR}: no .jpg images to measure on")
-    chosen = np.random.default_rng(seed).choice(len(paths), size=min(n, len(paths)), replace=False)
-    points, boxes = [], []
-    meter = progress_meter(len(chosen), "measuring CelebA landmarks", enabled=progress)
-    for index in chosen:
-        rgb = decode(paths[index], None)
-        meter.update(1)
-        if rgb.shape[:2] != CELEBA_SIZE:
-            continue
-        found = detect(rgb)
-        if found:
-            boxes.append(found[0])
-            points.append(landmarks(rgb, found[0]))
-    meter.close()
-    if not points:
-        raise GfrError(f"{root}: the detector found no face in {len(chosen)} images; cannot measure")
-    pts, bxs = np.array(points), np.array(boxes)
-    return {"images": int(len(chosen)), "faces_found": int(len(pts)),
-            "LANDMARKS": np.round(np.median(pts, axis=0), 1).tolist(),
-            "landmark_iqr": np.round(np.percentile(pts, 75, axis=0) - np.percentile(pts, 25, axis=0), 1).tolist(),
-            "CELEBA_BOX": np.round(np.median(bxs, axis=0), 1).tolist()}
-
-
-def calibrate(data_root: str | os.PathLike | None = None, n: int = 400, seed: int = 0, progress: bool = True) -> dict:
-    """Measure FRAME_DX, FRAME_DY and FRAME_WIDTH on `n` aligned CelebA images (medians and quartiles).
-
-    Each image is shown to the detector rescaled by a random factor, log-uniform over two pyramid steps
-    (1 to 1.44), so that the constants hold for faces of any size, not just CelebA's.
-    """
-    root = celeba.data_dir(data_root)
-    paths = sorted((root / celeba.IMAGES_DIR).glob("*.jpg"))
-    if not paths:
-        raise GfrError(f"{root / celeba.IMAGES_DIR}: no .jpg images to calibrate on")
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(paths), size=min(n, len(paths)), replace=False)
-    height, width = CELEBA_SIZE
-    rows, off_size = [], 0
-    meter = progress_meter(len(chosen), "calibrating face frame", enabled=progress)
-    for index in chosen:
-        rgb = decode(paths[index], None)
-        meter.update(1)
-        if rgb.shape[:2] != CELEBA_SIZE:
-            off_size += 1
-            continue
-        boxes = detect(rgb, scale=float(np.exp(rng.uniform(0, np.log(1.44)))))
-        if not boxes:
-            continue
-        left, top, right, bottom = boxes[0]
-        side = ((right - left) + (bottom - top)) / 2
-        rows.append(((width / 2 - (left + right) / 2) / side, (height / 2 - (top + bottom) / 2) / side, width / side))
-    meter.close()
-    if not rows:
-        raise GfrError(f"{root}: the detector found no face in {len(chosen)} images; cannot calibrate")
-    values = np.array(rows)
-    quartiles = np.percentile(values, [25, 50, 75], axis=0)
-    return {
-        "images": int(len(chosen)),
-        "not_178x218": off_size,
-        "faces_found": int(len(rows)),
-        **{name: float(quartiles[1, k]) for k, name in enumerate(("FRAME_DX", "FRAME_DY", "FRAME_WIDTH"))},
-        "quartiles": {name: [float(quartiles[0, k]), float(quartiles[2, k])]
-                      for k, name in enumerate(("FRAME_DX", "FRAME_DY", "FRAME_WIDTH"))},
-    }
 
 
 def _check(rgb) -> np.ndarray:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from gfr.models import backbones
-from gfr.models.head import HEAD_NAME, build_head, full_model, keep_best_epoch, seed_everything
+from gfr.models.head import HEAD_NAME, build_head, fit_outcome, full_model, keep_best_epoch, seed_everything
 
 TOP_BLOCKS_NAME = "top_blocks"
 
@@ -110,5 +110,4 @@ def fit_top_blocks(trained, batches: Batches, val_x, val_y, epochs: int, progres
             f"fine-tune epoch {epoch + 1}/{epochs}: val acc {logs['val_accuracy']:.4f}", file=sys.stderr)))
     fitted = trained.fit(batches, validation_data=(val_x, np.asarray(val_y, dtype=np.float32)), epochs=epochs,
                          verbose=0, callbacks=callbacks)
-    history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-    return history, keep_best.best_epoch + 1
+    return fit_outcome(fitted, keep_best)

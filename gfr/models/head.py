@@ -66,7 +66,13 @@ def train_head(x_train, y_train, x_val, y_val, units: int, learning_rate: float,
         validation_data=(np.asarray(x_val), np.asarray(y_val, dtype="float32")),
         batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[keep],
     )
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}, keep.best_epoch + 1
+    return head, *fit_outcome(history, keep)
+
+
+def fit_outcome(history, keep) -> tuple[dict, int]:
+    """What a finished `fit` with the `keep_best_epoch` callback gives the study: the per-epoch history (lists of
+    floats) and the epoch whose weights were kept (1-based)."""
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, keep.best_epoch + 1
 
 
 def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:

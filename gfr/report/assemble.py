@@ -31,7 +31,8 @@ table.dataframe td, table.dataframe th { white-space: normal; overflow-wrap: bre
 
 
 def _clean(notebook, keep_markdown: bool = True):
-    """A copy without parameter cells, markdown (optionally) and printed streams (progress, library logs).
+    """A copy without parameter cells, markdown (optionally), printed streams (progress, library logs) and the
+    `SystemExit(0)` of a notebook that stopped early on purpose (a skipped run: papermill's clean stop).
 
     The report shows what the notebooks display; everything printed stays in the executed notebooks."""
     nb = copy.deepcopy(notebook)
@@ -43,10 +44,15 @@ def _clean(notebook, keep_markdown: bool = True):
         if cell.cell_type == "markdown" and not keep_markdown:
             continue
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream"]
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" and not _clean_stop(o)]
         cells.append(cell)
     nb.cells = cells
     return nb
+
+
+def _clean_stop(output) -> bool:
+    """Whether a cell output is the `SystemExit(0)` with which a notebook ends its work early (papermill's clean stop)."""
+    return output.get("output_type") == "error" and output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")
 
 
 def run_sections(runs_dir: Path) -> list:

@@ -12,11 +12,12 @@ import pandas as pd
 
 from gfr import files
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT, REPORTS_DIR
+from gfr.paths import PROJECT_ROOT, REPORTS, REPORTS_DIR
 from gfr.report import tables
 
 BEGIN, END = "<!-- gfr:begin {name} -->", "<!-- gfr:end {name} -->"
 BENCH_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+BENCH_TABLES = PROJECT_ROOT / "benchmarks" / "tables.py"  # kept beside the benchmarks it renders
 
 
 def replace_block(text: str, name: str, content: str, where: str = "") -> str:
@@ -210,19 +211,31 @@ def augmentation_lines(summary: dict, results: pd.DataFrame, runs_dir: Path) -> 
     return lines
 
 
+def load_benchmark_tables():
+    """benchmarks/tables.py, the Markdown of the benchmark results (a file of the project, not of the package)."""
+    import importlib.util
+    import sys
+
+    name = "gfr_benchmark_tables"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCH_TABLES)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
 def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
     """Every generated block of README.md."""
-    from gfr.report import benchmark_tables
-
     results = pd.read_csv(reports_dir / "results.csv")
     peer = reports_dir / "peer" / "summary.json"
     wild = reports_dir / "wild-summary.json"
     no_face = reports_dir / "wild-no-face.json"
     check = reports_dir / "face-check.json"
     return {"results": results_block(results, json.loads(peer.read_text()) if peer.is_file() else None),
-            "performance": benchmark_tables.performance_block(bench_dir),
+            "performance": load_benchmark_tables().performance_block(bench_dir),
             "verify": verify_block(reports_dir / "verify.csv", reports_dir / "runs"),
-            "scaling": benchmark_tables.scaling_block(bench_dir),
+            "scaling": load_benchmark_tables().scaling_block(bench_dir),
             "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
                                    reports_dir / "runs", json.loads(no_face.read_text()) if no_face.is_file() else None),
             "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None)}
@@ -230,10 +243,8 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
     """Each generated document and its blocks."""
-    from gfr.report import benchmark_tables
-
-    return {root / "README.md": readme_blocks(root / "reports", root / "benchmarks" / "results"),
-            root / "benchmarks" / "README.md": benchmark_tables.readme_blocks(root / "benchmarks" / "results")}
+    return {root / "README.md": readme_blocks(root / REPORTS, root / "benchmarks" / "results"),
+            root / "benchmarks" / "README.md": load_benchmark_tables().readme_blocks(root / "benchmarks" / "results")}
 
 
 def update(root: str | os.PathLike = PROJECT_ROOT, check: bool = False) -> list[Path]:

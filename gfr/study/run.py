@@ -1,7 +1,7 @@
 """One run of the study (a backbone x an iteration): features, heads over seeds, evaluation, timing, saved run.
 
-The steps are separate functions so that the train notebook can show each one (the model, the fit, its
-history, the evaluation); `run_one` chains them for the command line. Head-only iterations train a head on
+The steps are separate functions: the train notebook calls them for the data and the bookkeeping and fits the
+heads on the page (as `train_heads` does); `run_one` chains them for the command line, with the same numbers. Head-only iterations train a head on
 the frozen backbone's cached pooled features; an iteration with a `finetune` section also trains the
 backbone's top block(s), on activations cached at the freeze boundary.
 """
@@ -20,7 +20,7 @@ import pandas as pd
 from gfr import files
 from gfr.data import celeba, split
 from gfr.errors import WeightsUnavailable
-from gfr.models import backbones, feature_cache, finetune, sharded_extraction
+from gfr.models import backbones, feature_cache, finetune
 from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_proba, save_head, seed_everything,
                              train_head)
 from gfr.params import Params, load_params
@@ -60,11 +60,10 @@ class PreparedRun:
     def labels(self, part: str) -> np.ndarray:
         return self.frame.label.values[self.rows(part)]
 
-    def extract(self, sharded: bool = False, part: str | None = None, **options) -> tuple[np.ndarray, dict]:
+    def extract(self, part: str | None = None, compute=feature_cache.extract, **options) -> tuple[np.ndarray, dict]:
         """Backbone outputs of every image of the split manifest (or of one `part` of it), from the feature cache
-        (computed on a miss: here, or as shards on the Ray cluster when `sharded`, with the same result)."""
+        (computed on a miss by `compute`: here, or gfr.pipeline.sharded_extraction's shards on Ray, same result)."""
         p = self.params
-        compute = sharded_extraction.extract if sharded else feature_cache.extract
         ids = self.frame.image_id.values if part is None else self.frame.image_id.values[self.rows(part)]
         return compute(self.backbone.name, list(ids), self.data_root, p.image_size, p.native_input,
                        self.weights, self.record["split_manifest_sha256"], p.feature_batch_size, self.cache_dir, p.seed,
@@ -192,7 +191,8 @@ class HeadFit:
 
 
 def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
-    """Train one head per seed on the cached training features, each kept at its best-validation epoch.
+    """Train one head per seed on the cached training features, each kept at its best-validation epoch (the train
+    notebook writes this fit out on the page; a test holds the two to the same heads).
 
     (Fine-tuning warms up these heads before training each with the top block(s).)"""
     h = prepared.params.head

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from gfr import files
+from gfr.errors import GfrError
 from gfr.study import artefacts
 from gfr.study.hardware import hardware_id
 from gfr.study.registry import expected_runs
@@ -89,6 +92,38 @@ def merge(earlier: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     others' earlier rows)."""
     kept = earlier[~earlier.run.isin(set(table.run))]
     return pd.concat([kept, table], ignore_index=True)
+
+
+def check_run_names(runs: list[str] | None) -> None:
+    """A clear error for a run name that is not in the study's registry."""
+    unknown = sorted(set(runs or ()) - {r.name for r in expected_runs()})
+    if unknown:
+        raise GfrError(f"--runs: {', '.join(unknown)} not in the study's registry (`gfr runs` lists them)")
+
+
+def rerun(runs: list[str] | None, data_dir, manifest_path, fresh_dir: str | os.PathLike,
+          cache_dir: str | os.PathLike) -> None:
+    """Rerun `runs` (default: every run of the registry) into `fresh_dir` from an empty feature cache, as
+    `make report` runs them."""
+    from gfr.study import run
+
+    fresh = [Path(fresh_dir) / name for name in runs] if runs else [Path(fresh_dir)]
+    for path in (*fresh, Path(cache_dir)):
+        shutil.rmtree(path, ignore_errors=True)
+    for r in expected_runs():
+        if not runs or r.name in runs:
+            run.run_one(r.backbone, r.iteration, data_dir, manifest_path, fresh_dir, cache_dir=cache_dir)
+
+
+def record(committed_dir: str | os.PathLike, fresh_dir: str | os.PathLike, runs: list[str] | None,
+           out: str | os.PathLike) -> pd.DataFrame:
+    """`compare` of `runs` (default: every run), written to `out`; with `runs` named, the other runs keep their
+    rows of the earlier record in `out`."""
+    table = compare(committed_dir, fresh_dir, runs or None)
+    if runs and Path(out).is_file():
+        table = merge(pd.read_csv(out), table)
+    files.write_csv(out, table)
+    return table
 
 
 def changed_since(table: pd.DataFrame, committed_dir: str | os.PathLike) -> list[str]:

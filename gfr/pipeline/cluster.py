@@ -95,11 +95,3 @@ def describe() -> dict:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     return {"address": os.environ.get(ADDRESS_ENV) or "local", "nodes": len(nodes),
             "resources": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}}
-
-
-def shutdown() -> None:
-    """Disconnect (and stop a local Ray this process started)."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()

@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfr import cluster
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT
-from gfr.report import notebooks
+from gfr.paths import PROJECT_ROOT, RUNS_DIR, use_project_root
+from gfr.pipeline import cluster, notebooks, sharded_extraction
 from gfr.study import registry, run
 from gfr.study.registry import RunId
 
@@ -59,7 +58,7 @@ def job_for(target: str | os.PathLike, extra_parameters: dict | None = None) -> 
     """The job of a run notebook target (reports/runs/<run>.ipynb, or just the run's name)."""
     target = Path(target)
     if target.suffix != ".ipynb":
-        target = PROJECT_ROOT / "reports" / "runs" / f"{target.name}.ipynb"
+        target = RUNS_DIR / f"{target.name}.ipynb"
     rid = RunId.parse(target.stem)
     return RunJob(rid, target.resolve(), {**registry.notebook_parameters(rid), **(extra_parameters or {})})
 
@@ -94,7 +93,7 @@ def prefill_features(jobs: list[RunJob], progress: bool = True) -> dict[str, dic
 
     A run whose features cannot be computed (no weights, bad data) is left to fail, or be skipped, in its own
     notebook, where the reason is recorded."""
-    notebooks.use_project_root()  # the notebook's default paths are relative to it
+    use_project_root()  # the notebook's default paths are relative to it
     defaults, filled = notebooks.parameter_defaults(PROJECT_ROOT / registry.TRAIN_NOTEBOOK), {}
     for job in jobs:
         p = {**defaults, **job.parameters}
@@ -104,7 +103,7 @@ def prefill_features(jobs: list[RunJob], progress: bool = True) -> dict[str, dic
                                        p["cache_dir"], progress, forget_result=False)
             if prepared.skipped:
                 continue
-            filled[job.run.name] = {name: prepared.extract(sharded=True, **options)[1]
+            filled[job.run.name] = {name: prepared.extract(compute=sharded_extraction.extract, **options)[1]
                                     for name, options in run.feature_requests(prepared).items()}
         except GfrError as exc:
             print(f"features for {job.run.name} not prefilled: {exc}", file=sys.stderr)

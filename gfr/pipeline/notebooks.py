@@ -7,18 +7,9 @@ from pathlib import Path
 
 from gfr import files
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT
 from gfr.study.artefacts import failed_path
 
 KERNEL = "gfr"
-
-
-def use_project_root() -> Path:
-    """Work from the project root (Jupyter starts a kernel in notebooks/), so the default relative paths resolve."""
-    root = PROJECT_ROOT
-    if (root / "params").is_dir() and (root / "notebooks").is_dir() and Path.cwd() != root:
-        os.chdir(root)
-    return Path.cwd()
 
 
 def load(source: str | os.PathLike):
@@ -32,14 +23,14 @@ def load(source: str | os.PathLike):
 
 
 def parameter_defaults(source: str | os.PathLike) -> dict:
-    """The default values of a notebook's parameters (the literal assignments of its `parameters` cell)."""
+    """The default values of a notebook's parameters, as papermill reads its `parameters` cell (literals only)."""
     import ast
+
+    from papermill.translators import PythonTranslator
 
     for cell in load(source).cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse(cell.source)
-            return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)}
+            return {p.name: ast.literal_eval(p.default) for p in PythonTranslator.inspect(cell)}
     raise GfrError(f"{source}: no cell tagged `parameters`")
 
 

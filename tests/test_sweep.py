@@ -9,24 +9,24 @@ import pytest
 
 from conftest import TEST_PARAMS
 from gfr.errors import GfrError
-from gfr.report import engine
+from gfr.pipeline import sweep
 from gfr.study import registry
 from gfr.study.artefacts import FAILED_SUFFIX, MANIFEST, TEST_PREDICTIONS_FILE
 
 
 def test_jobs_come_from_the_registry_and_the_queue(tmp_path):
-    job = engine.job_for("reports/runs/ResNet50-it4.ipynb", {"weights": "none"})
+    job = sweep.job_for("reports/runs/ResNet50-it4.ipynb", {"weights": "none"})
     assert job.parameters == {**registry.notebook_parameters(job.run), "weights": "none"}
-    assert job.finetunes and not engine.job_for("VGG16-it1").finetunes
-    assert engine.job_for("VGG16-it1").target.name == "VGG16-it1.ipynb"
+    assert job.finetunes and not sweep.job_for("VGG16-it1").finetunes
+    assert sweep.job_for("VGG16-it1").target.name == "VGG16-it1.ipynb"
     with pytest.raises(GfrError, match="not a run name"):
-        engine.job_for("reports/runs/nonsense.ipynb")
+        sweep.job_for("reports/runs/nonsense.ipynb")
     queue = tmp_path / "sweep.queue"
     queue.write_text("reports/runs/VGG16-it1.ipynb\nreports/runs/VGG16-it2.ipynb\n\nreports/runs/VGG16-it1.ipynb\n")
-    assert engine.read_queue(queue) == ["reports/runs/VGG16-it1.ipynb", "reports/runs/VGG16-it2.ipynb"]
-    assert engine.read_queue(tmp_path / "absent") == []
+    assert sweep.read_queue(queue) == ["reports/runs/VGG16-it1.ipynb", "reports/runs/VGG16-it2.ipynb"]
+    assert sweep.read_queue(tmp_path / "absent") == []
     with pytest.raises(GfrError, match="unknown engine"):
-        engine.run_sweep([], "dask")
+        sweep.run_sweep([], "dask")
 
 
 def _parameters(synth_root, synth_manifest, work, **extra):
@@ -37,17 +37,17 @@ def _parameters(synth_root, synth_manifest, work, **extra):
 def test_ray_sweep_matches_serial_and_keeps_a_failed_run(ray_local, synth_root, synth_manifest, tmp_path):
     serial_dir, ray_dir = tmp_path / "serial", tmp_path / "ray"
     ok = "ResNet50-it1"
-    [serial] = engine.run_sweep([engine.job_for(serial_dir / f"{ok}.ipynb",
+    [serial] = sweep.run_sweep([sweep.job_for(serial_dir / f"{ok}.ipynb",
                                                 _parameters(synth_root, synth_manifest, serial_dir))], "serial")
     assert serial.ok, serial.error
-    jobs = [engine.job_for(ray_dir / f"{ok}.ipynb", _parameters(synth_root, synth_manifest, ray_dir)),
-            engine.job_for(ray_dir / "VGG16-it1.ipynb",
+    jobs = [sweep.job_for(ray_dir / f"{ok}.ipynb", _parameters(synth_root, synth_manifest, ray_dir)),
+            sweep.job_for(ray_dir / "VGG16-it1.ipynb",
                            _parameters(synth_root, synth_manifest, ray_dir, weights=str(tmp_path / "absent.h5")))]
-    outcomes = engine.run_sweep(jobs, "ray", progress=False)
+    outcomes = sweep.run_sweep(jobs, "ray", progress=False)
     assert [o.ok for o in outcomes] == [True, False]
     assert (ray_dir / f"{ok}.ipynb").is_file() and not (ray_dir / "VGG16-it1.ipynb").exists()
     assert (ray_dir / f"VGG16-it1{FAILED_SUFFIX}").is_file()  # the partial notebook is kept for inspection
-    assert "absent.h5" in outcomes[1].error and "1 failed" in engine.summary_text(outcomes)
+    assert "absent.h5" in outcomes[1].error and "1 failed" in sweep.summary_text(outcomes)
 
     # the Ray path prefilled the cache by sharded extraction; the run read it, and its numbers are the serial ones
     records = [json.loads((d / "runs" / ok / MANIFEST).read_text()) for d in (serial_dir, ray_dir)]

@@ -99,7 +99,7 @@ def _save(path: Path, key: dict, frame: pd.DataFrame) -> pd.DataFrame:
 def predict_run(run_dir: str | os.PathLike, root: Path, out_dir: Path = OUT_DIR, framing: str = faces.FRAMINGS[0],
                 batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
     """A run's P(male) for every in-the-wild image under `framing` (read from `out_dir` when nothing changed)."""
-    from gfr.predict import forward, load_model
+    from gfr.study.saved import forward, load_model
 
     run_dir = Path(run_dir)
     record = artefacts.load_record(run_dir)

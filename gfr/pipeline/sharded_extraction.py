@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gfr import cluster
 from gfr.data import celeba
 from gfr.errors import GfrError
 from gfr.models import backbones, feature_cache
+from gfr.pipeline import cluster
 from gfr.progress import meter as progress_meter
 
 SHARD_BYTES = 256 << 20  # a shard file holds at most this much (a few batches more for tiny rows)
