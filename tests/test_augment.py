@@ -12,7 +12,7 @@ from gfr.models import backbones, feature_cache
 from gfr.params import load_params
 from gfr.study import analysis, artefacts, ensemble, run
 
-from conftest import small_params
+from conftest import small_params, squeezed
 
 STILL = dict(copies=1, mirror=0.0, rotation_deg=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0,
              saturation=0.0, grayscale=0.0)
@@ -213,7 +213,7 @@ def test_readme_block_shows_the_augmented_runs_and_the_ensemble_verdict(augmente
                "models": wild.accuracy_table(predictions).to_dict("records"),
                "ensemble": {"members": members, "models": wild.ensemble_table(predictions, members).to_dict("records")}}
     table = results.collect(augmented_runs, [*members])
-    block = docs.beyond_block(summary, table.assign(chosen=False), augmented_runs)
+    block = squeezed(docs.beyond_block(summary, table.assign(chosen=False), augmented_runs))
     assert "Photo-like augmentation" in block
     for model in [*members, ensemble.name(members)]:
         assert f"| {model} | " in block
