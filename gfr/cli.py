@@ -74,6 +74,7 @@ def cmd_predict(args) -> int:
 
 def cmd_wild(args) -> int:
     from gfr import wild
+    from gfr.study import metrics
 
     root = wild.wild_dir(args.wild_dir)
     out = Path(args.out)
@@ -81,11 +82,11 @@ def cmd_wild(args) -> int:
     for name in runs:
         for framing in args.framings:
             frame = wild.predict_run(Path(args.runs_dir) / name, root, out, framing)
-            right = (frame.p_male >= 0.5).astype(int) == frame.male
+            right = metrics.is_correct(frame.p_male, frame.male)
             print(f"{name} ({framing}): {right.mean():.4f} on {len(frame)} images -> {wild.out_path(out, name, framing)}")
     if args.peer:
         frame = wild.predict_peer(root, out)
-        print(f"peer: {((frame.p_male >= 0.5).astype(int) == frame.male).mean():.4f} on {len(frame)} images")
+        print(f"peer: {metrics.is_correct(frame.p_male, frame.male).mean():.4f} on {len(frame)} images")
     if args.summary:
         wild.write_summary(out, args.summary)
     return 0
