@@ -117,8 +117,8 @@ def test_augmented_features_are_an_entry_of_their_own(synth_root, synth_manifest
     assert first.shape == plain.shape and not np.allclose(first, plain)
     np.testing.assert_array_equal(first, again)
     # a shard (rows 4: computed alone, as a Ray worker does) equals the same rows of the whole entry
-    extractor, shape = feature_cache.build_entry_extractor(backbones.get("ResNet50"), (32, 32), False,
-                                                           backbones.RANDOM, None, 0)
+    extractor, shape = feature_cache.build_entry_extractor(
+        feature_cache.EntrySpec("ResNet50", (32, 32), False, backbones.RANDOM, init_seed=0))
     part = np.zeros((len(ids) - 4, *shape), np.float32)
     feature_cache.compute(extractor, backbones.get("ResNet50"), [celeba.image_path(synth_root, i) for i in ids[4:]],
                           (32, 32), 8, part, False, augment=aug, first_row=4)
