@@ -171,19 +171,6 @@ def test_ensemble_averages_members_seed_by_seed(augmented_runs):
         ensemble.seed_accuracies(augmented_runs, members[:1])
 
 
-def test_ensemble_verdict_applies_the_choice_rule():
-    def table(ens):
-        rows = [{"model": "A", "seed": s, "val_accuracy": a, "test_accuracy": 0.5} for s, a in enumerate([.90, .91, .90])]
-        rows += [{"model": "B", "seed": s, "val_accuracy": .85, "test_accuracy": .5} for s in range(3)]
-        return pd.DataFrame(rows + [{"model": "E", "seed": s, "val_accuracy": a, "test_accuracy": .5}
-                                    for s, a in enumerate(ens)])
-
-    assert ensemble.verdict(table([.95, .96, .955]))["wins"]
-    within_noise = ensemble.verdict(table([.90, .93, .91]))  # higher mean, but A is within its noise
-    assert within_noise["best_member"] == "A" and not within_noise["wins"]
-    assert not ensemble.verdict(table([.80, .81, .80]))["wins"]
-
-
 def test_ensemble_needs_validation_predictions(saved_run):
     with pytest.raises(GfrError, match="no saved val predictions"):
         ensemble.seed_accuracies(saved_run.parent, ["VGG16-it1", "Missing-it1"])

@@ -32,6 +32,16 @@ def test_accuracy_table_per_source_with_cis_and_mcnemar_against_the_peer():
     assert (table["McNemar p (Holm)"].dropna() >= table["McNemar p"].dropna()).all()
 
 
+def test_accuracy_table_compares_with_the_peer_only_on_photos_both_measured():
+    male, source = [1, 0, 1, 0], ["a", "a", "b", "b"]
+    ours = frame([0.9, 0.1, 0.2, 0.1], male, source)  # wrong on 2.jpg only
+    peer = frame([0.9, 0.9], male[:2], source[:2])  # measured on source a only, wrong on 1.jpg
+    table = wild.accuracy_table({"run": ours, "peer": peer}).set_index(["model", "source"])
+    assert table.loc[("run", "b"), "n"] == 2 and table.loc[("run", "b"), "accuracy"] == 0.5
+    assert table.loc[("run", "b"), "only this right"] == table.loc[("run", "b"), "only peer right"] == 0
+    assert table.loc[("run", "all"), "only this right"] == 1 and table.loc[("run", "b"), "McNemar p"] == 1.0
+
+
 def test_identity_disjoint_split_keeps_each_person_in_one_part():
     manifest = pd.DataFrame({"image_id": [f"{k}.jpg" for k in range(100)], "split": "train", "label": 1})
     people = np.arange(100) // 3
