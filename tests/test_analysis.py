@@ -196,7 +196,7 @@ def test_the_descriptor_looks_for_the_face_where_the_committed_measurement_says(
     assert (settled["best"], settled["p_value"]) == (measured["better_on_validation"], measured["welch_p"])
 
 
-def test_settle_paired_takes_the_cheapest_option_within_the_noise():
+def test_settle_on_paired_images_takes_the_cheapest_option_within_the_noise():
     right = np.ones(400, bool)
     worse = right.copy()
     worse[:30] = False  # 30 photos wrong where the other is right: far outside the noise
