@@ -78,7 +78,8 @@ else:
 # (the whole photo resized, no detection).
 
 # %%
-for framing_table in beyond.framing_tables(predictions):
+framed = beyond.framed_runs(predictions)
+for framing_table in beyond.framing_tables(wild.accuracy_table(framed, peer_name="")):
     if len(framing_table):
         display(framing_table)
 
@@ -87,7 +88,7 @@ for framing_table in beyond.framing_tables(predictions):
 # source: the same run's two framings on the same photos, McNemar's exact test.
 
 # %%
-framing_check = beyond.framing_check(predictions)
+framing_check = beyond.framing_check(framed)
 if len(framing_check):
     display(framing_check)
 
@@ -170,7 +171,7 @@ if chosen is not None:
     ours = analysis.reported_predictions(runs_dir, chosen.run)
     peer_predictions = Path(peer_dir) / peer.PREDICTIONS.format(split="test")
     display(beyond.target_table(chosen, ours, peer.read_predictions(peer_predictions) if peer_predictions.is_file()
-                                else None, wild_table))
+                                else None, wild_table, wild.PEER))
 
 # %% [markdown]
 # ### The identity question

@@ -28,16 +28,22 @@ def test_shown_accuracy_puts_the_interval_in_the_accuracy_cell():
     assert "ci_low" not in shown and list(shown.index.names) == ["model", "source"]
 
 
-def test_framing_tables_only_for_runs_measured_under_several_framings():
-    accuracy, no_face = beyond.framing_tables(PREDICTIONS)
+def test_framed_runs_are_those_measured_under_several_framings():
+    assert list(beyond.framed_runs(PREDICTIONS)) == ["A-it1", "A-it1__none", "A-it1__box"]
+    assert beyond.run_and_framing("A-it1") == ("A-it1", "landmarks")
+    assert beyond.run_and_framing("A-it1__none") == ("A-it1", "none")
+
+
+def test_framing_tables_per_run_and_framing_by_source():
+    accuracy, no_face = beyond.framing_tables(wild.accuracy_table(beyond.framed_runs(PREDICTIONS), peer_name=""))
     assert accuracy.index.tolist() == [("A-it1", "box"), ("A-it1", "landmarks"), ("A-it1", "none")]
     assert accuracy.loc[("A-it1", "box"), "all"].startswith("100.0% (")
     assert no_face.loc[("A-it1", "landmarks"), "no face: lfw"] == 1
-    assert all(len(t) == 0 for t in beyond.framing_tables({"B-it1": PREDICTIONS["B-it1"]}))
+    assert all(len(t) == 0 for t in beyond.framing_tables(wild.accuracy_table({})))
 
 
 def test_framing_check_compares_detect_faces_with_the_whole_photo_per_source():
-    check = beyond.framing_check(PREDICTIONS)
+    check = beyond.framing_check(beyond.framed_runs(PREDICTIONS))
     assert check.index.tolist() == [("A-it1", "lfw"), ("A-it1", "utk")]  # per source, not "all"
     lfw = check.loc[("A-it1", "lfw")]  # each framing right on one of the two photos, not the same one
     assert (lfw["--detect-faces"], lfw["whole photo"], lfw["difference (pp)"]) == (0.5, 0.5, 0.0)
@@ -50,12 +56,12 @@ def test_target_table_shows_the_chosen_run_and_the_peer_on_both_sets_of_images()
     ours = pd.DataFrame({"image_id": ["1", "2", "3", "4"], "label": [1, 0, 1, 0], "p_male": [0.9, 0.8, 0.7, 0.1]})
     peer_predictions = pd.DataFrame({"image_id": ["4", "3", "2", "1"], "pred": [0, 1, 0, 0]})
     table = beyond.target_table(chosen, ours, peer_predictions, wild.accuracy_table(
-        {"A-it1": PREDICTIONS["A-it1"], wild.PEER: PREDICTIONS[wild.PEER]}))
+        {"A-it1": PREDICTIONS["A-it1"], wild.PEER: PREDICTIONS[wild.PEER]}), wild.PEER)
     assert table.index.tolist() == [("seed test split (4)", "A-it1 (reported head)"), ("seed test split (4)", "peer"),
                                     ("in-the-wild-dev (4)", "A-it1"), ("in-the-wild-dev (4)", "peer")]
     assert table.iloc[0]["accuracy"] == "75.0% (30.0–95.0)" and table.iloc[1]["accuracy"].startswith("75.0% (")
     assert np.isnan(table.iloc[3]["McNemar p vs peer (Holm)"]) and not np.isnan(table.iloc[2]["McNemar p vs peer (Holm)"])
-    assert len(beyond.target_table(chosen, ours, None, pd.DataFrame())) == 1
+    assert len(beyond.target_table(chosen, ours, None, pd.DataFrame(), wild.PEER)) == 1
 
 
 def test_locate_table_one_row_per_variant():
