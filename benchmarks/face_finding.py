@@ -3,7 +3,7 @@
 Each finder of gfr.data.faces.FINDERS frames every in-the-wild-dev photo as `--detect-faces` does (landmarks
 framing, the whole photo where no face is found); the two finders alternate over blocks of photos, so their
 times are measured side by side. The chosen run (reports/results.csv) classifies each finder's crops. The rule,
-fixed before measuring: analysis.settle_paired over the photos (McNemar's exact test), the faster finder kept
+fixed before measuring: analysis.settle over the photos (paired: McNemar's exact test), the faster finder kept
 unless the other is right on significantly more photos. in-the-wild-dev is the set for such choices;
 in-the-wild-confirm is not read. Writes reports/face-finding.json.
 
@@ -68,10 +68,10 @@ def main() -> int:
             "framing_s": seconds[f], "photos_per_s": len(photos) / seconds[f],
         }
     fastest = min(faces.FINDERS, key=lambda f: seconds[f])
-    settled = analysis.settle_paired(right, cheapest=fastest)
+    settled = analysis.settle(right, {f: seconds[f] for f in faces.FINDERS}, paired=True)
     result.update(fastest=fastest, chosen=settled["chosen"], better_on_photos=settled["best"],
                   mcnemar_p=metrics.mcnemar(*(right[f] for f in faces.FINDERS))["p_value"],
-                  rule="analysis.settle_paired: the faster finder unless the other is right on significantly more "
+                  rule="analysis.settle (paired): the faster finder unless the other is right on significantly more "
                        "photos (McNemar's exact test)",
                   timing=f"framing only (detection, landmarks, alignment), blocks of {BLOCK} photos, finders "
                          "alternating", machine=hardware.describe())

@@ -5,7 +5,7 @@ faces.CELEBA_BOX; locate="detect": inside dlib's HOG box where it finds one) on 
 the split manifest; the study's head (params/it3.yaml: units, seeds, epochs, best-validation epoch) is trained on
 each and measured on the validation split and on in-the-wild-dev (photos framed as `gfr predict --detect-faces`
 frames them; reported head). Where to look for the face is a face-detection setting, so in-the-wild-dev decides,
-as it decides the photo framing (its purpose; never used for training): analysis.settle_paired, the variant with
+as it decides the photo framing (its purpose; never used for training): analysis.settle (paired), the variant with
 more photos right unless the cheaper fixed box is within its noise (McNemar's exact test on the same photos). The
 validation numbers (Welch's t-test over seeds, McNemar on the images) are recorded beside it. The test split is not
 read. Needs GFR_WILD_DIR.
@@ -88,18 +88,19 @@ def main() -> int:
         wild_p = predict_proba(heads[0], np.concatenate([extractor.predict_on_batch(photos[k:k + 32])
                                                           for k in range(0, len(photos), 32)]))
         wild_right[locate] = metrics.is_correct(wild_p, photo_labels.male.values)
-        by_source = {src: float(wild_right[locate][(photo_labels.source == src).values].mean())
-                     for src in sorted(photo_labels.source.unique())}
+        by_source = {src: float(wild_right[locate][mask].mean())
+                     for src, mask in metrics.source_masks(photo_labels.source).items() if src != "all"}
         result["variants"][locate] = {"val_accuracy_per_seed": vals, "val_accuracy_mean": float(np.mean(vals)),
                                       "extraction_s": seconds,
                                       "wild_accuracy": float(wild_right[locate].mean()), "wild_by_source": by_source}
         print(locate, result["variants"][locate], file=sys.stderr)
-    settled = analysis.settle({k: v["val_accuracy_per_seed"] for k, v in result["variants"].items()}, cheapest="box")
-    result["better_on_validation"], result["welch_p"] = settled["best"], settled["welch_p"]
+    cost = {"box": 0, "detect": 1}  # the known box is cheaper than running a detector
+    settled = analysis.settle({k: v["val_accuracy_per_seed"] for k, v in result["variants"].items()}, cost)
+    result["better_on_validation"], result["welch_p"] = settled["best"], settled["p_value"]
     result["val_mcnemar_p"] = metrics.mcnemar(val_right["detect"], val_right["box"])["p_value"]
-    on_photos = analysis.settle_paired(wild_right, cheapest="box")
+    on_photos = analysis.settle(wild_right, cost, paired=True)
     result["better_on_photos"] = on_photos["best"]
-    result["wild_mcnemar_p"] = metrics.mcnemar(wild_right["detect"], wild_right["box"])["p_value"]
+    result["wild_mcnemar_p"] = on_photos["p_value"]
     result["wild_images"] = int(len(photo_labels))
     result["chosen"] = on_photos["chosen"]  # a face-detection setting: in-the-wild-dev decides (its purpose)
     files.write_text(REPO / "reports" / "face-locate.json", json.dumps(result, indent=2) + "\n")

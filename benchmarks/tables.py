@@ -7,6 +7,9 @@ import math
 import statistics
 from pathlib import Path
 
+import pandas as pd
+
+from gfr.report import tables
 from gfr.report.tables import DASH
 
 ORDER = ("sweep", "backends", "inference", "scale", "numerics", "ray", "predict")
@@ -98,8 +101,8 @@ def geomean(values):
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    """Rows of table text under `header`, as a markdown table (gfr.report.tables.markdown)."""
+    return tables.markdown(pd.DataFrame(rows, columns=header), index=False)
 
 
 def source(name: str, record: dict) -> str:

@@ -40,7 +40,7 @@ from gfr.study import wild
 from gfr.errors import GfrError
 from gfr.data import split
 from gfr.models import face_descriptor
-from gfr.report import tables
+from gfr.report import beyond, tables
 from gfr.paths import use_project_root
 from gfr.params import known_iterations, load_params
 from gfr.study import analysis, artefacts, ensemble, identity, peer, results
@@ -70,9 +70,7 @@ predictions = wild.read(wild_predictions)
 default = {name: frame for name, frame in predictions.items() if "__" not in name}
 wild_table = wild.accuracy_table(default)
 if len(wild_table):
-    shown = wild_table.assign(accuracy=[f"{a:.1%} ({tables.pct_range(l, h)})" for a, l, h in
-                                        zip(wild_table.accuracy, wild_table.ci_low, wild_table.ci_high)])
-    display(shown.drop(columns=["ci_low", "ci_high"]).set_index(["model", "source"]))
+    display(beyond.shown_accuracy(wild_table))
 else:
     display(Markdown(f"No in-the-wild predictions in `{wild_predictions}` (run `gfr wild --peer`)."))
 
@@ -83,38 +81,19 @@ else:
 # (the whole photo resized, no detection).
 
 # %%
-framed = {}
-for name, frame in predictions.items():
-    run, _, framing = name.partition("__")
-    if run != wild.PEER and any(n.startswith(run + "__") for n in predictions):
-        framed[(run, framing or "landmarks")] = frame
-rows = []
-for (run, framing), frame in framed.items():
-    for _, r in wild.accuracy_table({run: frame}).iterrows():
-        rows.append({"run": run, "framing": framing, "source": r.source,
-                     "accuracy": f"{r.accuracy:.1%} ({tables.pct_range(r.ci_low, r.ci_high)})",
-                     "no face found": r["no face found"]})
-if rows:
-    display(pd.DataFrame(rows).pivot_table(index=["run", "framing"], columns="source", values="accuracy",
-                                          aggfunc="first"))
-    display(pd.DataFrame(rows).pivot_table(index=["run", "framing"], columns="source", values="no face found",
-                                          aggfunc="first").rename(columns=lambda c: f"no face: {c}"))
+framed = beyond.framed_runs(predictions)
+for framing_table in beyond.framing_tables(wild.accuracy_table(framed, peer_name="")):
+    if len(framing_table):
+        display(framing_table)
 
 # %% [markdown]
 # Target: `gfr predict --detect-faces` (the default framing) no worse than the whole photo resized, on any
 # source: the same run's two framings on the same photos, McNemar's exact test.
 
 # %%
-check = []
-for (run, framing), frame in framed.items():
-    if framing != "landmarks" or (run, "none") not in framed:
-        continue
-    for r in analysis.paired_by_source(frame, framed[(run, "none")]).itertuples():
-        if r.source != "all":
-            check.append({"run": run, "source": r.source, "--detect-faces": r.accuracy_a, "whole photo": r.accuracy_b,
-                          "difference (pp)": 100 * (r.accuracy_a - r.accuracy_b), "McNemar p": r.mcnemar_p})
-if check:
-    display(pd.DataFrame(check).set_index(["run", "source"]))
+framing_check = beyond.framing_check(framed)
+if len(framing_check):
+    display(framing_check)
 
 # %% [markdown]
 # ### Stronger ImageNet runs: photo-like augmentation, and an ensemble
@@ -156,10 +135,7 @@ if ensemble_seeds is not None:
         f"{judged['best_member']} {judged['best_member_val_mean']:.2%} (Welch p = {judged['welch_p']:.3g}): the "
         f"ensemble **{'wins' if judged['wins'] else 'does not win'}** on validation."))
     try:
-        ensemble_wild = wild.ensemble_table(default, ensemble_runs)
-        display(ensemble_wild.assign(accuracy=[f"{a:.1%} ({tables.pct_range(l, h)})" for a, l, h in zip(
-            ensemble_wild.accuracy, ensemble_wild.ci_low, ensemble_wild.ci_high)]).drop(
-            columns=["ci_low", "ci_high"]).set_index(["model", "source"]))
+        display(beyond.shown_accuracy(wild.ensemble_table(default, ensemble_runs)))
     except GfrError as exc:
         display(Markdown(f"No in-the-wild numbers for the ensemble: {exc}"))
 
@@ -174,11 +150,7 @@ if ensemble_seeds is not None:
 # %%
 if Path(face_locate).is_file():
     located = json.loads(Path(face_locate).read_text())
-    display(tables.readable(pd.DataFrame({k: {"validation, seed mean": v["val_accuracy_mean"],
-                                              "seeds": len(v["val_accuracy_per_seed"]),
-                                              "in-the-wild-dev": v.get("wild_accuracy"),
-                                              **{f"in-the-wild-dev, {s}": a for s, a in v.get("wild_by_source", {}).items()}}
-                                          for k, v in located["variants"].items()}).T.astype({"seeds": int})))
+    display(beyond.locate_table(located))
     display(Markdown(
         f"HOG found a face in {located['hog_faces_found']} of {sum(located['images'].values())} train + validation "
         f"images. Validation: higher with **{located['better_on_validation']}** (Welch p over seeds "
@@ -198,27 +170,11 @@ try:
 except ValueError as exc:
     chosen = None
     display(Markdown(f"No chosen model: {exc}."))
-peer_summary = Path(peer_dir) / "summary.json"
 if chosen is not None:
     ours = analysis.reported_predictions(runs_dir, chosen.run)
-    target = [{"images": f"seed test split ({len(ours)})", "model": f"{chosen.run} (reported head)",
-               "accuracy": f"{chosen.test_accuracy:.1%} "
-                           f"({tables.pct_range(chosen.test_accuracy_ci_low, chosen.test_accuracy_ci_high)})"}]
     peer_predictions = Path(peer_dir) / peer.PREDICTIONS.format(split="test")
-    if peer_predictions.is_file():
-        h2h = analysis.peer_head_to_head(ours, peer.read_predictions(peer_predictions))
-        low, high = h2h["peer_ci"]
-        target[0]["McNemar p vs peer"] = h2h["mcnemar"]["p_value"]
-        target.append({"images": f"seed test split ({h2h['n']})", "model": "peer",
-                       "accuracy": f"{h2h['peer_right'].mean():.1%} ({tables.pct_range(low, high)})"})
-    for model in (chosen.run, wild.PEER):
-        hit = wild_table[(wild_table.model == model) & (wild_table.source == "all")] if len(wild_table) else []
-        if len(hit):
-            r = hit.iloc[0]
-            target.append({"images": f"in-the-wild-dev ({r.n})", "model": model,
-                           "accuracy": f"{r.accuracy:.1%} ({tables.pct_range(r.ci_low, r.ci_high)})",
-                           "McNemar p vs peer (Holm)": r.get("McNemar p (Holm)", np.nan) if model != wild.PEER else np.nan})
-    display(pd.DataFrame(target).set_index(["images", "model"]))
+    display(beyond.target_table(chosen, ours, peer.read_predictions(peer_predictions) if peer_predictions.is_file()
+                                else None, wild_table, wild.PEER))
 
 # %% [markdown]
 # ### The identity question

@@ -172,3 +172,18 @@ def edit_record(run_dir: Path, **change) -> None:
     record = json.loads(path.read_text())
     record.update(change)
     path.write_text(json.dumps(record))
+
+
+def squeezed(markdown):
+    """Markdown text (or a dict of it) with each table row's padding squeezed out, '| a | b |', to match rows by
+    their cells whatever the column widths."""
+    if isinstance(markdown, dict):
+        return {k: squeezed(v) for k, v in markdown.items()}
+    lines = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            line = "|" + "---|" * len(cells) if all(set(c) <= set("-:") and c for c in cells) else \
+                "| " + " | ".join(cells) + " |"
+        lines.append(line)
+    return "\n".join(lines)

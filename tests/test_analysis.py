@@ -83,12 +83,38 @@ def test_results_mark_exactly_one_chosen_run(saved_run):
     assert frame.chosen.sum() == 1 and frame.loc[frame.chosen, "run"].item() == saved_run.name
 
 
+BOX_CHEAPER = {"box": 0, "detect": 1}
+
+
 def test_settle_takes_the_cheapest_option_within_the_noise():
     assert analysis.settle({"detect": [.977, .978, .978, .978, .977], "box": [.975, .977, .976, .976, .976]},
-                           cheapest="box")["chosen"] == "detect"  # higher, and the box is outside its noise
-    close = analysis.settle({"detect": [.977, .975, .979], "box": [.976, .977, .975]}, cheapest="box")
-    assert close["best"] == "detect" and close["welch_p"] >= analysis.ALPHA and close["chosen"] == "box"
-    assert analysis.settle({"detect": [.9, .91], "box": [.95, .96]}, cheapest="box")["chosen"] == "box"
+                           BOX_CHEAPER)["chosen"] == "detect"  # higher, and the box is outside its noise
+    close = analysis.settle({"detect": [.977, .975, .979], "box": [.976, .977, .975]}, BOX_CHEAPER)
+    assert close["best"] == "detect" and close["p_value"] >= analysis.ALPHA and close["chosen"] == "box"
+    assert close["cheaper_within_noise"] == ["box"]
+    assert analysis.settle({"detect": [.9, .91], "box": [.95, .96]}, BOX_CHEAPER)["chosen"] == "box"
+
+
+def test_settle_picks_the_cheapest_of_several_options_within_the_noise():
+    seeds = {"best": [.950, .952, .951], "close-fast": [.949, .953, .950], "close-faster": [.951, .948, .952],
+             "far-fastest": [.90, .91, .905], "close-slower": [.950, .951, .949]}
+    cost = {"best": 3, "close-fast": 2, "close-faster": 1, "far-fastest": 0, "close-slower": 4}
+    settled = analysis.settle(seeds, cost)
+    assert settled["best"] == "best" and settled["chosen"] == "close-faster"
+    assert settled["cheaper_within_noise"] == ["close-fast", "close-faster"]  # the slower one does not count
+    assert settled["p_values"]["far-fastest"] < analysis.ALPHA
+    assert settled["p_value"] == settled["p_values"]["close-fast"]  # the runner-up's
+
+
+def test_settle_uses_welch_over_seeds_and_mcnemar_on_paired_images():
+    from scipy import stats
+
+    a, b = [.95, .96, .955], [.94, .95, .93]
+    assert analysis.settle({"a": a, "b": b}, {"a": 1, "b": 0})["p_value"] == pytest.approx(
+        stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
+    right, other = np.array([1, 1, 1, 0, 1, 1], bool), np.array([0, 1, 0, 0, 1, 1], bool)
+    assert analysis.settle({"a": right, "b": other}, {"a": 1, "b": 0}, paired=True)["p_value"] == \
+        metrics.mcnemar(right, other)["p_value"]
 
 
 def test_the_descriptor_looks_for_the_face_where_the_committed_measurement_says():
@@ -98,19 +124,19 @@ def test_the_descriptor_looks_for_the_face_where_the_committed_measurement_says(
 
     measured = json.loads((Path(__file__).resolve().parent.parent / "reports" / "face-locate.json").read_text())
     assert face_descriptor.LOCATE == measured["chosen"]
-    settled = analysis.settle({k: v["val_accuracy_per_seed"] for k, v in measured["variants"].items()}, cheapest="box")
-    assert (settled["best"], settled["welch_p"]) == (measured["better_on_validation"], measured["welch_p"])
+    settled = analysis.settle({k: v["val_accuracy_per_seed"] for k, v in measured["variants"].items()}, BOX_CHEAPER)
+    assert (settled["best"], settled["p_value"]) == (measured["better_on_validation"], measured["welch_p"])
 
 
-def test_settle_paired_takes_the_cheapest_option_within_the_noise():
+def test_settle_on_paired_images_takes_the_cheapest_option_within_the_noise():
     right = np.ones(400, bool)
     worse = right.copy()
     worse[:30] = False  # 30 photos wrong where the other is right: far outside the noise
-    assert analysis.settle_paired({"detect": worse, "box": right}, cheapest="box")["chosen"] == "box"
-    assert analysis.settle_paired({"detect": right, "box": worse}, cheapest="box")["chosen"] == "detect"
+    assert analysis.settle({"detect": worse, "box": right}, BOX_CHEAPER, paired=True)["chosen"] == "box"
+    assert analysis.settle({"detect": right, "box": worse}, BOX_CHEAPER, paired=True)["chosen"] == "detect"
     close = right.copy()
     close[:2] = False
-    verdict = analysis.settle_paired({"detect": right, "box": close}, cheapest="box")
+    verdict = analysis.settle({"detect": right, "box": close}, BOX_CHEAPER, paired=True)
     assert verdict["best"] == "detect" and verdict["p_value"] >= analysis.ALPHA and verdict["chosen"] == "box"
 
 

@@ -12,7 +12,7 @@ from gfr.models import backbones, feature_cache
 from gfr.params import load_params
 from gfr.study import analysis, artefacts, ensemble, run
 
-from conftest import small_params
+from conftest import small_params, squeezed
 
 STILL = dict(copies=1, mirror=0.0, rotation_deg=0.0, scale=0.0, shift=0.0, brightness=0.0, contrast=0.0,
              saturation=0.0, grayscale=0.0)
@@ -117,8 +117,8 @@ def test_augmented_features_are_an_entry_of_their_own(synth_root, synth_manifest
     assert first.shape == plain.shape and not np.allclose(first, plain)
     np.testing.assert_array_equal(first, again)
     # a shard (rows 4: computed alone, as a Ray worker does) equals the same rows of the whole entry
-    extractor, shape = feature_cache.build_entry_extractor(backbones.get("ResNet50"), (32, 32), False,
-                                                           backbones.RANDOM, None, 0)
+    extractor, shape = feature_cache.build_entry_extractor(
+        feature_cache.EntrySpec("ResNet50", (32, 32), False, backbones.RANDOM, init_seed=0))
     part = np.zeros((len(ids) - 4, *shape), np.float32)
     feature_cache.compute(extractor, backbones.get("ResNet50"), [celeba.image_path(synth_root, i) for i in ids[4:]],
                           (32, 32), 8, part, False, augment=aug, first_row=4)
@@ -171,19 +171,6 @@ def test_ensemble_averages_members_seed_by_seed(augmented_runs):
         ensemble.seed_accuracies(augmented_runs, members[:1])
 
 
-def test_ensemble_verdict_applies_the_choice_rule():
-    def table(ens):
-        rows = [{"model": "A", "seed": s, "val_accuracy": a, "test_accuracy": 0.5} for s, a in enumerate([.90, .91, .90])]
-        rows += [{"model": "B", "seed": s, "val_accuracy": .85, "test_accuracy": .5} for s in range(3)]
-        return pd.DataFrame(rows + [{"model": "E", "seed": s, "val_accuracy": a, "test_accuracy": .5}
-                                    for s, a in enumerate(ens)])
-
-    assert ensemble.verdict(table([.95, .96, .955]))["wins"]
-    within_noise = ensemble.verdict(table([.90, .93, .91]))  # higher mean, but A is within its noise
-    assert within_noise["best_member"] == "A" and not within_noise["wins"]
-    assert not ensemble.verdict(table([.80, .81, .80]))["wins"]
-
-
 def test_ensemble_needs_validation_predictions(saved_run):
     with pytest.raises(GfrError, match="no saved val predictions"):
         ensemble.seed_accuracies(saved_run.parent, ["VGG16-it1", "Missing-it1"])
@@ -213,7 +200,7 @@ def test_readme_block_shows_the_augmented_runs_and_the_ensemble_verdict(augmente
                "models": wild.accuracy_table(predictions).to_dict("records"),
                "ensemble": {"members": members, "models": wild.ensemble_table(predictions, members).to_dict("records")}}
     table = results.collect(augmented_runs, [*members])
-    block = docs.beyond_block(summary, table.assign(chosen=False), augmented_runs)
+    block = squeezed(docs.beyond_block(summary, table.assign(chosen=False), augmented_runs))
     assert "Photo-like augmentation" in block
     for model in [*members, ensemble.name(members)]:
         assert f"| {model} | " in block

@@ -7,6 +7,7 @@ import pytest
 from gfr.report.docs import load_benchmark_tables
 
 benchmark_tables = load_benchmark_tables()
+from conftest import squeezed
 
 HARDWARE = {"cpu": "Test CPU", "cores": 2, "memory_gib": 8.0, "gpus": [], "python": "3.11.7", "keras": "3.15.1",
             "keras_backend": "tensorflow", "tensorflow": "2.21.0"}
@@ -101,17 +102,17 @@ def results(tmp_path):
 
 
 def test_blocks_by_name_and_deterministic(results, tmp_path):
-    blocks = benchmark_tables.readme_blocks(results)
+    blocks = squeezed(benchmark_tables.readme_blocks(results))
     assert tuple(blocks) == benchmark_tables.BLOCKS
-    assert blocks == benchmark_tables.readme_blocks(results)
+    assert blocks == squeezed(benchmark_tables.readme_blocks(results))
     # the same files written in another order (another directory listing) give the same text
     again = write(tmp_path / "again", {n: json.loads((results / n).read_text()) for n in sorted(p.name for p in results.iterdir())[::-1]})
-    assert benchmark_tables.readme_blocks(again) == blocks
-    assert benchmark_tables.performance_block(again) == benchmark_tables.performance_block(results)
+    assert squeezed(benchmark_tables.readme_blocks(again)) == blocks
+    assert squeezed(benchmark_tables.performance_block(again)) == squeezed(benchmark_tables.performance_block(results))
 
 
 def test_sweep_block_shows_median_spread_and_configuration(results):
-    sweep = benchmark_tables.readme_blocks(results)["sweep"]
+    sweep = squeezed(benchmark_tables.readme_blocks(results))["sweep"]
     assert "300 images" in sweep and "train/val/test 180/60/60" in sweep and "128x128" in sweep and "20 epochs" in sweep
     assert "3 alternating repeats" in sweep and "2 decode threads" in sweep
     assert "| cached (features once + heads) | 11.0 s | 10.0 s | 12.0 s | 10.0, 12.0, 11.0 | 0.850–0.870 |" in sweep
@@ -120,8 +121,8 @@ def test_sweep_block_shows_median_spread_and_configuration(results):
 
 
 def test_results_and_performance_tables_leave_out_quick_runs(results):
-    blocks = benchmark_tables.readme_blocks(results)
-    performance = benchmark_tables.performance_block(results)
+    blocks = squeezed(benchmark_tables.readme_blocks(results))
+    performance = squeezed(benchmark_tables.performance_block(results))
     for text in (blocks["results"], performance):
         assert "quick one" not in text and "99.00x" not in text
         assert "| sweep (cpu) | original / cached wall time | 8.64x | 8.33–9.00x | 3 | >= 10.0x | **MISS** |" in text
@@ -133,7 +134,7 @@ def test_results_and_performance_tables_leave_out_quick_runs(results):
 
 
 def test_backends_scale_and_numerics_blocks(results):
-    blocks = benchmark_tables.readme_blocks(results)
+    blocks = squeezed(benchmark_tables.readme_blocks(results))
     assert "| VGG16 | 128x128 | 20.0 | 10.0 | 0.50x | 2.1x |" in blocks["backends"]
     assert "geometric mean 0.50x" in blocks["backends"]
     assert "| 1 | 5000 | 600.0 | – | – | – | 0.90 s | 1024 MiB | 40 MiB | – |" in blocks["scale"]
@@ -145,11 +146,11 @@ def test_backends_scale_and_numerics_blocks(results):
 
 
 def test_ray_block_shows_every_side_identity_and_the_killed_worker(results, tmp_path):
-    assert "No result file for ray" in benchmark_tables.readme_blocks(results)["ray"]
+    assert "No result file for ray" in squeezed(benchmark_tables.readme_blocks(results))["ray"]
     folder = write(tmp_path / "with-ray", {"ray-cpu.json": RAY, "ray-cpu-quick.json": {**RAY, "quick": True,
                                                                                         "ratios": [ratio("quick one", 9.0, 1.1, "<=", "MISS")]}})
-    block = benchmark_tables.readme_blocks(folder)["ray"]
-    assert block == benchmark_tables.scaling_block(folder)  # README.md's Scaling out shows the same figures
+    block = squeezed(benchmark_tables.readme_blocks(folder))["ray"]
+    assert block == squeezed(benchmark_tables.scaling_block(folder))  # README.md's Scaling out shows the same figures
     assert "2 Ray nodes of 1 CPU each on 127.0.0.1:6390" in block and "50000 synthetic images" in block
     assert "| sweep | serial (one process) | 110.0 s | 100.0 s | 120.0 s | 100.0, 110.0, 120.0 | 1.00x | yes |" in block
     assert "| extraction | Ray, 2 nodes (2 workers) | 105.0 s | 100.0 s | 110.0 s | 100.0, 105.0, 110.0 | 0.50x | yes |" in block
@@ -159,9 +160,9 @@ def test_ray_block_shows_every_side_identity_and_the_killed_worker(results, tmp_
     assert "40 s in, after 2 finished shards): the extraction finished in 140.0 s" in block
     assert "cache file identical to serial: yes" in block and "quick one" not in block
     assert "**1.05x** (target <= 1.1x): **PASS**" in block
-    performance = benchmark_tables.performance_block(folder)
+    performance = squeezed(benchmark_tables.performance_block(folder))
     assert "| ray (cpu) | Ray, 1 worker / serial wall time, sweep + extraction (overhead) | 1.05x | 1.04–1.05x | 3 | <= 1.1x |" in performance
-    bare = benchmark_tables.ray_block([("ray-cpu.json", {"benchmark": "ray"})])
+    bare = squeezed(benchmark_tables.ray_block([("ray-cpu.json", {"benchmark": "ray"})]))
     assert "No killed-worker run" in bare and "| both | Ray, 2 nodes (2 workers) | – | – | – | – | – | – |" in bare
 
 
@@ -173,7 +174,7 @@ def test_missing_fields_render_a_dash(tmp_path):
                                           "numerics-cpu.json": {"benchmark": "numerics", "settings": {"x": {}}},
                                           "scale-cpu.json": {"benchmark": "scale", "runs": [{}], "ratios": [{}]},
                                           "backends-cpu.json": {"benchmark": "backends", "cells": [{}]}})
-    blocks = benchmark_tables.readme_blocks(folder)
+    blocks = squeezed(benchmark_tables.readme_blocks(folder))
     assert "loader –, – decode threads" in blocks["sweep"] and "– alternating repeats" in blocks["sweep"]
     assert "Per-repeat ratio (each repeat's original over its cached): –; range –." in blocks["sweep"]
     assert "| sweep (cpu) | original / cached wall time | 8.64x | – | – | >= 10.0x | **MISS** |" in blocks["results"]
@@ -182,11 +183,11 @@ def test_missing_fields_render_a_dash(tmp_path):
     assert "| – | – | – | – |" in blocks["scale"] and "| – | – | **–** |" not in blocks["results"]
     assert "– / –" not in blocks["runs"] and "| `inference-cpu.json` | – |" in blocks["runs"]
     assert "run time – in all" in blocks["results"]
-    benchmark_tables.performance_block(folder)
+    squeezed(benchmark_tables.performance_block(folder))
 
 
 def test_no_results_at_all(tmp_path):
-    blocks = benchmark_tables.readme_blocks(tmp_path)
+    blocks = squeezed(benchmark_tables.readme_blocks(tmp_path))
     assert blocks["results"].startswith("_No benchmark results._")
-    assert benchmark_tables.performance_block(tmp_path) == "_No benchmark results._"
+    assert squeezed(benchmark_tables.performance_block(tmp_path)) == "_No benchmark results._"
     assert all(blocks[name].startswith("_No result file") for name in ("sweep", "backends", "inference", "scale", "numerics", "ray"))

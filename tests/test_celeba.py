@@ -261,3 +261,42 @@ def test_real_attribute_file(real_data):
     frame = celeba.read_attributes(real_data)
     assert frame.shape == (5000, 40)
     assert int((frame.Male == 1).sum()) == 2047
+
+
+# ---- the read_csv-based parsing keeps every check -------------------------------------------------------------
+
+@pytest.mark.parametrize("row", [0, 2])  # the first data line (pandas would cut it) and a later one
+def test_too_many_values_names_the_line(row):
+    rows = rows_for(4)
+    rows[row] = (rows[row][0], rows[row][1] + [1, -1])
+    expect_error(attr_text(rows), f"{SRC} line {row + 3}", "expected an image name and 40 values")
+
+
+def test_quotes_are_plain_characters():
+    rows = rows_for(2)
+    rows[1] = ('"000002.jpg', rows[1][1])
+    assert celeba.parse_attributes(attr_text(rows), SRC).index[1] == '"000002.jpg'
+
+
+def test_line_numbers_count_blank_lines():
+    rows = rows_for(3)
+    text = attr_text(rows, eol="\n").replace("\n000002", "\n\n000002")
+    expect_error(text.replace("000003.jpg -1", "000003.jpg 0").replace("000003.jpg  1", "000003.jpg 0"),
+                 f"{SRC} line 6", "1 or -1")
+
+
+def test_identities_read_and_bad_line_named(tmp_path):
+    (tmp_path / celeba.IDENTITY_FILE).write_text("000001.jpg 2880\r\n000002.jpg 2937\r\n\r\n000003.jpg 8692\r\n",
+                                                 newline="")
+    ids = celeba.read_identities(tmp_path)
+    assert ids.to_dict() == {"000001.jpg": 2880, "000002.jpg": 2937, "000003.jpg": 8692} and ids.name == "identity"
+    (tmp_path / celeba.IDENTITY_FILE).write_text("000001.jpg 2880\n000002.jpg x7\n")
+    with pytest.raises(GfrError, match=rf"{celeba.IDENTITY_FILE} line 2"):
+        celeba.read_identities(tmp_path)
+    assert celeba.read_identities(tmp_path / "nowhere") is None
+
+
+def test_partition_line_numbers_count_blank_lines(tmp_path):
+    (tmp_path / celeba.PARTITION_FILE).write_text("000001.jpg 0\n\n000002.jpg 5\n")
+    with pytest.raises(GfrError, match=rf"{celeba.PARTITION_FILE} line 3"):
+        celeba.read_partition(tmp_path)

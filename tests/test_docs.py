@@ -37,8 +37,3 @@ def test_results_block_shows_seed_means_first_and_dashes_for_the_unknown():
     assert "skipped: no weights" in block and "76.9%" in block
     one_seed = docs.results_block(results_frame(n_seeds=1, test_accuracy_seed_std=float("nan")), None)
     assert "93.0 (1 seed, no spread)" in one_seed and "± 0.0" not in one_seed
-
-
-def test_markdown_table_has_one_row_per_run():
-    md = tables.markdown(tables.summary(results_frame()))
-    assert md.count("\n") == 3 and md.startswith("| run |")

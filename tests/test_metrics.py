@@ -117,3 +117,86 @@ def test_predicted_male_and_is_correct_use_one_threshold():
     assert metrics.is_correct(prob, [0, 1, 1, 0, 1]).tolist() == [True, False, True, False, True]
     m = metrics.summarize([0, 1, 1, 0, 1], prob)
     assert m["accuracy"] == pytest.approx(metrics.is_correct(prob, [0, 1, 1, 0, 1]).mean())
+
+
+# ---- the library-based intervals and tests against the formulas they replace ------------------------------------
+
+def _hand_wilson(k, n, z=1.959964):
+    """The Wilson score interval as it was written by hand (z rounded to 6 decimals)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _hand_mcnemar_p(only_a, only_b):
+    """Exact McNemar as it was written by hand: a two-sided binomial test of the discordant pairs."""
+    from scipy import stats
+
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+
+
+def _hand_t_interval(values, level=0.95):
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return values.mean() - half, values.mean() + half
+
+
+def test_wilson_ci_matches_the_hand_written_formula_on_random_counts():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 10_000))
+        k = int(rng.integers(0, n + 1))
+        # the old z (1.959964) was rounded; statsmodels uses the exact 1.959963984540054: at most ~4e-9 apart
+        assert metrics.wilson_ci(k, n) == pytest.approx(_hand_wilson(k, n), abs=5e-9)
+
+
+@pytest.mark.parametrize("only_a, only_b, p", [(10, 0, 2 * 0.5**10), (5, 5, 1.0), (0, 3, 0.25), (1, 9, 0.021484375),
+                                                (7, 2, 0.1796875)])
+def test_mcnemar_exact_textbook_values(only_a, only_b, p):
+    a = [1] * only_a + [0] * only_b + [1] * 4 + [0] * 3  # 4 both right, 3 both wrong: not counted
+    b = [0] * only_a + [1] * only_b + [1] * 4 + [0] * 3
+    r = metrics.mcnemar(a, b)
+    assert (r["only_a_right"], r["only_b_right"]) == (only_a, only_b)
+    assert r["p_value"] == pytest.approx(p, rel=1e-12)
+
+
+def test_mcnemar_matches_the_binomial_test_on_random_pairs():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(1, 600))
+        a, b = rng.random(n) < rng.random(), rng.random(n) < rng.random()
+        r = metrics.mcnemar(a, b)
+        assert r["p_value"] == pytest.approx(_hand_mcnemar_p(r["only_a_right"], r["only_b_right"]), rel=1e-12)
+
+
+def test_seed_mean_ci_textbook_value_and_the_hand_written_t_interval():
+    # mean 0.92, s = 0.02, n = 3: t(0.975, 2) = 4.302653; half-width 4.302653 * 0.02 / sqrt(3) = 0.049683
+    assert metrics.seed_mean_ci([0.90, 0.92, 0.94]) == pytest.approx((0.92 - 0.0496827, 0.92 + 0.0496827), abs=1e-7)
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        values = rng.uniform(0.8, 1.0, int(rng.integers(2, 9)))
+        assert metrics.seed_mean_ci(values) == pytest.approx(_hand_t_interval(values), abs=1e-15)
+
+
+def test_seed_mean_ci_of_identical_seeds_is_a_point_and_of_one_seed_unknown():
+    assert metrics.seed_mean_ci([0.9, 0.9, 0.9]) == (0.9, 0.9)
+    assert all(math.isnan(v) for v in metrics.seed_mean_ci([0.9]))
+
+
+def test_welch_p_is_scipys_and_nan_below_two_values():
+    from scipy import stats
+
+    a, b = [0.95, 0.96, 0.955, 0.95], [0.94, 0.95, 0.93]
+    assert metrics.welch_p(a, b) == stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert metrics.welch_p(a, b) == metrics.welch_p(b, a)
+    assert math.isnan(metrics.welch_p([0.9], b))
+
+
+def test_source_masks_each_sorted_source_then_all():
+    masks = metrics.source_masks(["lfw", "utk", "lfw", "celeb"])
+    assert list(masks) == ["celeb", "lfw", "utk", "all"]
+    assert masks["lfw"].tolist() == [True, False, True, False] and masks["all"].all()
+    assert list(metrics.source_masks([])) == ["all"]

@@ -54,7 +54,7 @@ def test_sharded_equals_serial_byte_for_byte_and_resumes(ray_local, synth_root, 
     npy = Path(first["path"])
     key = feature_cache.entry_key("ResNet50", SIZE, False, backbones.RANDOM, sha, 1024)
     folder = sharded_extraction.shard_folder(npy)
-    spec = sharded_extraction.EntrySpec("ResNet50", SIZE, False, backbones.RANDOM, 1024, None, False, "float32", BATCH)
+    spec = feature_cache.EntrySpec("ResNet50", SIZE, False, backbones.RANDOM, 1024, batch_size=BATCH)
     paths = [str(synth_root / "img_align_celeba" / i) for i in frame.image_id]
     for a, b in [(0, 8), (8, 16), (32, 40)]:
         sharded_extraction.compute_shard(spec, key, paths[a:b], a, b, str(folder))

@@ -46,3 +46,13 @@ def test_photos_without_a_face_count_three_ways(tmp_path):
     summary = wild.write_no_face_summary(tmp_path, tmp_path / "no-face.json")
     assert [(r["model"], r["source"]) for r in summary["models"]] == [("run", "a"), ("run", "b"), ("run", "all")]
     assert "no face found" in summary["rule"]
+
+
+def test_accuracy_table_compares_with_the_peer_only_on_photos_both_measured():
+    male, source = [1, 0, 1, 0], ["a", "a", "b", "b"]
+    ours = frame([0.9, 0.1, 0.2, 0.1], male, source)  # wrong on 2.jpg only
+    peer = frame([0.9, 0.9], male[:2], source[:2])  # measured on source a only, wrong on 1.jpg
+    table = wild.accuracy_table({"run": ours, "peer": peer}).set_index(["model", "source"])
+    assert table.loc[("run", "b"), "n"] == 2 and table.loc[("run", "b"), "accuracy"] == 0.5
+    assert table.loc[("run", "b"), "only this right"] == table.loc[("run", "b"), "only peer right"] == 0
+    assert table.loc[("run", "all"), "only this right"] == 1 and table.loc[("run", "b"), "McNemar p"] == 1.0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,29 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return root
 
 
+def _fields(lines: list[str], width: int, source: str, first_line: int, expected: str) -> pd.DataFrame:
+    """The whitespace-separated fields of `lines` (pandas' read_csv) as text: one row of `width` per non-blank line,
+    indexed by its line number (the first is `first_line`); a clear error naming the first line with another count."""
+    try:
+        with warnings.catch_warnings():  # a first line with too many fields is cut to width + 1: counted below
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            rows = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, names=range(width + 1),
+                               index_col=False, dtype=str, quoting=csv.QUOTE_NONE, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=range(width), dtype=str)
+    except ValueError as exc:  # pandas' ParserError: a later line with more than width + 1 fields
+        found = re.search(r"line (\d+), saw (\d+)", str(exc))
+        where, got = (f" line {int(found[1]) + first_line - 1}", f", got {int(found[2]) - 1} values") if found else ("", "")
+        raise GfrError(f"{source}{where}: expected {expected}{got}") from None
+    rows.index += first_line
+    counts = rows.notna().sum(axis=1)
+    miscounted = (counts > 0) & (counts != width)
+    if miscounted.any():
+        line = miscounted.idxmax()
+        raise GfrError(f"{source} line {line}: expected {expected}, got {counts[line] - 1} values")
+    return rows[counts > 0].drop(columns=width)
+
+
 def parse_attributes(text: str, source: str = ATTR_FILE) -> pd.DataFrame:
     """Parse list_attr_celeba.txt text into a frame indexed by image id with int8 columns of +1/-1."""
     lines = text.splitlines()
@@ -45,24 +72,15 @@ def parse_attributes(text: str, source: str = ATTR_FILE) -> pd.DataFrame:
         raise GfrError(f"{source} line 2: attribute names missing or repeated")
     if LABEL not in names:
         raise GfrError(f"{source} line 2: no '{LABEL}' attribute among {len(names)} names")
-    rows = [line for line in lines[2:] if line.strip()]
-    if len(rows) != declared:
-        raise GfrError(f"{source}: line 1 declares {declared} rows but {len(rows)} follow")
-    width = len(names) + 1
-    ids: list[str] = []
-    values = np.empty((len(rows), len(names)), dtype=np.int8)
-    for i, line in enumerate(rows):
-        parts = line.split()
-        if len(parts) != width:
-            raise GfrError(f"{source} line {i + 3}: expected an image name and {len(names)} values, got {len(parts) - 1} values")
-        try:
-            row = [int(v) for v in parts[1:]]
-        except ValueError:
-            raise GfrError(f"{source} line {i + 3}: values must be 1 or -1") from None
-        if any(v not in (1, -1) for v in row):
-            raise GfrError(f"{source} line {i + 3}: values must be 1 or -1")
-        ids.append(parts[0])
-        values[i] = row
+    fields = _fields(lines[2:], len(names) + 1, source, 3, f"an image name and {len(names)} values")
+    if len(fields) != declared:
+        raise GfrError(f"{source}: line 1 declares {declared} rows but {len(fields)} follow")
+    text_values = fields.drop(columns=0)
+    plus_minus_one = text_values.isin(["1", "-1"]).all(axis=1)
+    if not plus_minus_one.all():
+        raise GfrError(f"{source} line {plus_minus_one.idxmin()}: values must be 1 or -1")
+    ids = fields[0].tolist()
+    values = np.where(text_values.to_numpy() == "1", 1, -1).astype(np.int8)
     frame = pd.DataFrame(values, index=pd.Index(ids, name="image_id"), columns=names)
     dupes = frame.index[frame.index.duplicated()]
     if len(dupes):
@@ -99,15 +117,11 @@ def read_partition(root: str | os.PathLike) -> pd.Series | None:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError:
         raise GfrError(f"{path}: not a text partition file (non-ASCII bytes)") from None
-    split = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-            raise GfrError(f"{path} line {number}: expected '<image> <0|1|2>'")
-        split[parts[0]] = int(parts[1])
-    return pd.Series(split, name="partition")
+    fields = _fields(text.splitlines(), 2, str(path), 1, "'<image> <0|1|2>'")
+    known = fields[1].isin(["0", "1", "2"])
+    if not known.all():
+        raise GfrError(f"{path} line {known.idxmin()}: expected '<image> <0|1|2>'")
+    return pd.Series(fields[1].astype(int).to_numpy(), index=fields[0].tolist(), name="partition")
 
 
 IDENTITY_FILE = "identity_CelebA.txt"
@@ -118,15 +132,12 @@ def read_identities(root: str | os.PathLike) -> pd.Series | None:
     path = Path(root) / IDENTITY_FILE
     if not path.exists():
         return None
-    ids = {}
-    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise GfrError(f"{path} line {number}: expected '<image> <identity number>'")
-        ids[parts[0]] = int(parts[1])
-    return pd.Series(ids, name="identity")
+    fields = _fields(path.read_text(encoding="ascii", errors="replace").splitlines(), 2, str(path), 1,
+                     "'<image> <identity number>'")
+    numbered = fields[1].str.fullmatch(r"[0-9]+")
+    if not numbered.all():
+        raise GfrError(f"{path} line {numbered.idxmin()}: expected '<image> <identity number>'")
+    return pd.Series(fields[1].astype(int).to_numpy(), index=fields[0].tolist(), name="identity")
 
 
 def image_path(root: str | os.PathLike, image_id: str) -> Path:

@@ -21,7 +21,7 @@ CHIP = (150, 0.25)  # dlib's face chip: size in pixels, padding around the landm
 # Where the face is looked for in a CelebA-framed image: "box" predicts the 5 landmarks inside CelebA's measured
 # face box (faces.CELEBA_BOX, scaled to the image), "detect" inside dlib's HOG box where it finds one (else "box").
 # A face-detection setting, so settled on in-the-wild-dev as the photo framing is (benchmarks/face_locate.py ->
-# reports/face-locate.json, analysis.settle_paired; the validation numbers are recorded beside it).
+# reports/face-locate.json, analysis.settle on the photos; the validation numbers are recorded beside it).
 LOCATE = "box"
 IMPL_ENV = "GFR_DESCRIPTOR_IMPL"
 IMPLS = ("keras", "dlib")  # the native Keras port (default), dlib's C++ network (the reference)

@@ -36,6 +36,31 @@ class Augment:
     copy: int
 
 
+@dataclass(frozen=True)
+class EntrySpec:
+    """One feature-cache entry but its images: the model computing its rows (backbone, input, weights, `layer`'s
+    activations or pooled features), mirroring, stored type, augmented copy, and the batch it computes them in."""
+
+    backbone: str
+    image_size: tuple[int, int]
+    native: bool
+    weights: backbones.Weights
+    init_seed: int | None = None
+    layer: str | None = None
+    flip: bool = False
+    dtype: str = "float32"
+    batch_size: int = 32
+    augment: Augment | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", tuple(self.image_size))  # hashable, whatever the params gave
+
+    def key(self, manifest_sha: str, image_ids) -> dict:
+        """The entry's cache key (`entry_key`) for the images `image_ids` of the split manifest `manifest_sha`."""
+        return entry_key(self.backbone, self.image_size, self.native, self.weights, manifest_sha, self.init_seed,
+                         self.layer, self.flip, self.dtype, self.augment, image_ids)
+
+
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """The feature-cache folder: `path`, else $GFR_CACHE_DIR, else ~/.cache/gfr/features."""
     return Path(path or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gfr" / "features").expanduser()
@@ -79,13 +104,15 @@ def entry_key(backbone_name: str, image_size, native: bool, weights: backbones.W
     return key
 
 
-def build_entry_extractor(backbone: backbones.Backbone, image_size, native: bool, weights: backbones.Weights,
-                          layer: str | None, init_seed: int | None) -> tuple[object, tuple[int, ...]]:
+def build_entry_extractor(spec: EntrySpec) -> tuple[object, tuple[int, ...]]:
     """The model that computes an entry's rows (pooled features, or `layer`'s activations) and one row's shape."""
-    if layer:
-        extractor = backbones.build_truncated(backbone, image_size, native, weights, layer, init_seed)
-        return extractor, tuple(extractor.compute_output_shape((1, *image_size, 3))[1:])
-    return backbones.build_extractor(backbone, image_size, native, weights, init_seed), (backbone.feature_dim,)
+    backbone = backbones.get(spec.backbone)
+    if spec.layer:
+        extractor = backbones.build_truncated(backbone, spec.image_size, spec.native, spec.weights, spec.layer,
+                                              spec.init_seed)
+        return extractor, tuple(extractor.compute_output_shape((1, *spec.image_size, 3))[1:])
+    return (backbones.build_extractor(backbone, spec.image_size, spec.native, spec.weights, spec.init_seed),
+            (backbone.feature_dim,))
 
 
 def write_entry(npy: Path, meta: Path, key: dict, shape: tuple[int, ...], dtype: str,
@@ -126,6 +153,18 @@ def load_entry(npy: Path, meta: Path, key: dict, rows: int) -> np.ndarray | None
     return array
 
 
+def find_entry(spec: EntrySpec, image_ids, manifest_sha: str, directory: str | os.PathLike | None = None
+               ) -> tuple[dict, Path, Path, np.ndarray | None]:
+    """An entry's key, its .npy and sidecar paths, and its array when cached and intact; else None, with the
+    temporaries a killed run left removed (the caller computes it)."""
+    key = spec.key(manifest_sha, image_ids)
+    npy, meta = entry_paths(cache_dir(directory), key)
+    cached = load_entry(npy, meta, key, len(image_ids))
+    if cached is None:
+        remove_stale_temporaries(npy)
+    return key, npy, meta, cached
+
+
 def remove_stale_temporaries(npy: Path, older_than_s: float = 3600.0) -> None:
     """Delete temporaries of this entry left by a killed run (untouched for an hour, so not being written)."""
     import time
@@ -146,26 +185,12 @@ def check_disk(directory: Path, nbytes: int) -> None:
         )
 
 
-def create_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A new .npy file at `path` (zeros), returned as a writable array memory-mapped over its data.
-
-    The file holds exactly the bytes `np.save` writes for a C-ordered array of this shape and dtype
-    (format 1.0 header, then the raw data), so once filled it is an ordinary .npy file. The mapping is
-    this module's own `mmap.mmap` (the array's `.base`), which `release_pages` flushes and releases;
-    it closes when the last reference to the array goes.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
-        raise ValueError("a memory-mapped .npy cannot hold Python objects")
-    shape = tuple(int(n) for n in shape)
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-    with open(path, "wb+") as handle:
-        np.lib.format.write_array_header_1_0(handle, header)
-        offset = handle.tell()
-        handle.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)  # zeros, sparse where it can
-        handle.flush()
-        mapping = mmap.mmap(handle.fileno(), 0)  # the whole file; stays valid after the file object closes
-    return np.ndarray(shape, dtype, buffer=mapping, offset=offset)
+def create_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.memmap:
+    """A new .npy file at `path` (zeros), returned as a writable array memory-mapped over its data (numpy's
+    `open_memmap`: the bytes `np.save` writes for a C-ordered array of this shape and dtype, so once filled it is an
+    ordinary .npy file). Its `mmap.mmap` (reached through `.base`) is what `release_pages` flushes and releases;
+    it closes when the last reference to the array goes."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=tuple(int(n) for n in shape))
 
 
 def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
@@ -256,18 +281,15 @@ def extract(
     copy of the images (`gfr.data.augment`; its key also names the images, usually the training split's).
     Returns the (read-only, memory-mapped) array and a dict saying whether it was a cache hit.
     """
-    key = entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype,
-                    augment, image_ids)
-    npy, meta = entry_paths(cache_dir(directory), key)
-    cached = load_entry(npy, meta, key, len(image_ids))
+    spec = EntrySpec(backbone_name, image_size, native, weights, init_seed, layer, flip, dtype, batch_size, augment)
+    key, npy, meta, cached = find_entry(spec, image_ids, manifest_sha, directory)
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
-    remove_stale_temporaries(npy)
-    backbone = backbones.get(backbone_name)
-    extractor, row_shape = build_entry_extractor(backbone, image_size, native, weights, layer, init_seed)
+    extractor, row_shape = build_entry_extractor(spec)
     check_disk(npy.parent, len(image_ids) * int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
     paths = [celeba.image_path(data_root, i) for i in image_ids]
+    backbone = backbones.get(spec.backbone)
     write_entry(npy, meta, key, (len(paths), *row_shape), dtype,
                 lambda out: compute(extractor, backbone, paths, image_size, batch_size, out, progress, flip, on_batch,
-                                           augment))
+                                    augment))
     return np.load(npy, mmap_mode="r", allow_pickle=False), {"cache": "miss", "path": str(npy)}

@@ -12,11 +12,11 @@ worker died. Runs then read the entry exactly as they read a serially computed o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +30,6 @@ from gfr.progress import meter as progress_meter
 SHARD_BYTES = 256 << 20  # a shard file holds at most this much (a few batches more for tiny rows)
 SHARDS_PER_WORKER = 4  # enough shards to balance the workers and to lose little work to a crash
 TASK_RETRIES = 3  # Ray reruns a shard whose worker died this many times
-
-
-@dataclass(frozen=True)
-class EntrySpec:
-    """What a worker needs to compute rows of one cache entry (everything but the rows)."""
-
-    backbone: str
-    image_size: tuple[int, int]
-    native: bool
-    weights: backbones.Weights
-    init_seed: int | None
-    layer: str | None
-    flip: bool
-    dtype: str
-    batch_size: int
-    augment: feature_cache.Augment | None = None
 
 
 def shard_bounds(rows: int, batch_size: int, row_bytes: int, workers: int, shard_rows: int | None = None,
@@ -81,16 +65,15 @@ def shard_key(key: dict, start: int, stop: int) -> dict:
 _EXTRACTORS: dict = {}  # one model per worker process, reused by every shard that process computes
 
 
-def _extractor(spec: EntrySpec):
+def _extractor(spec: feature_cache.EntrySpec):
     ident = (spec.backbone, spec.image_size, spec.native, spec.weights, spec.layer, spec.init_seed)
     if ident not in _EXTRACTORS:
         _EXTRACTORS.clear()
-        _EXTRACTORS[ident] = feature_cache.build_entry_extractor(backbones.get(spec.backbone), spec.image_size,
-                                                                  spec.native, spec.weights, spec.layer, spec.init_seed)
+        _EXTRACTORS[ident] = feature_cache.build_entry_extractor(spec)
     return _EXTRACTORS[ident]
 
 
-def compute_shard(spec: EntrySpec, key: dict, paths: list[str], start: int, stop: int, folder: str) -> str:
+def compute_shard(spec: feature_cache.EntrySpec, key: dict, paths: list[str], start: int, stop: int, folder: str) -> str:
     """Compute rows start:stop of an entry (`paths` are theirs) into their shard file; return its SHA-256.
 
     Runs in a Ray worker; refuses to compute under another Keras backend than the entry's key names."""
@@ -108,12 +91,11 @@ def compute_shard(spec: EntrySpec, key: dict, paths: list[str], start: int, stop
                                           progress=False, flip=spec.flip, augment=spec.augment, first_row=start))
 
 
-def row_shape_of(spec: EntrySpec) -> tuple[int, ...]:
+def row_shape_of(spec: feature_cache.EntrySpec) -> tuple[int, ...]:
     """The shape of one row of the entry (pooled features; or the layer's output, from the architecture alone)."""
     if not spec.layer:
         return (backbones.get(spec.backbone).feature_dim,)
-    return feature_cache.build_entry_extractor(backbones.get(spec.backbone), spec.image_size, spec.native,
-                                               backbones.RANDOM, spec.layer, 0)[1]
+    return feature_cache.build_entry_extractor(dataclasses.replace(spec, weights=backbones.RANDOM, init_seed=0))[1]
 
 
 def _finished(folder: Path, key: dict, start: int, stop: int) -> bool:
@@ -162,15 +144,11 @@ def extract(
     cluster has GPUs, else `cpus_per_task` CPU(s). Returns the memory-mapped array and a dict saying
     whether it was a cache hit, how many shards there were and how many were reused from an earlier try.
     """
-    key = feature_cache.entry_key(backbone_name, image_size, native, weights, manifest_sha, init_seed, layer, flip, dtype,
-                                  augment, image_ids)
-    npy, meta = feature_cache.entry_paths(feature_cache.cache_dir(directory), key)
-    cached = feature_cache.load_entry(npy, meta, key, len(image_ids))
+    spec = feature_cache.EntrySpec(backbone_name, image_size, native, weights, init_seed, layer, flip, dtype, batch_size,
+                                   augment)
+    key, npy, meta, cached = feature_cache.find_entry(spec, image_ids, manifest_sha, directory)
     if cached is not None:
         return cached, {"cache": "hit", "path": str(npy)}
-    feature_cache.remove_stale_temporaries(npy)
-    spec = EntrySpec(backbones.get(backbone_name).name, tuple(image_size), native, weights, init_seed, layer, flip,
-                     dtype, batch_size, augment)
     row_shape = row_shape_of(spec)
     row_bytes = int(np.prod(row_shape)) * np.dtype(dtype).itemsize
     feature_cache.check_disk(npy.parent, 2 * len(image_ids) * row_bytes)  # the shards, then the assembled entry

@@ -95,6 +95,17 @@ def verify_block(table_path: Path, runs_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def _accuracy_cell(row) -> str:
+    """An in-the-wild accuracy-table row's accuracy with its Wilson interval."""
+    return tables.pct_ci(row.accuracy, row.ci_low, row.ci_high)
+
+
+def _p_over_all_sources(rows: pd.DataFrame) -> str:
+    """A model's Holm-adjusted McNemar p against the peer over every source, or '–'."""
+    p = rows.loc[rows.source == "all", "McNemar p (Holm)"] if "McNemar p (Holm)" in rows else pd.Series(dtype=float)
+    return tables.p_value(p.iloc[0] if len(p) else None)
+
+
 def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | None = None,
                  no_face: dict | None = None) -> str:
     """README's "Beyond CelebA": the chosen run and the peer on faces outside CelebA per source, how photos without
@@ -105,22 +116,18 @@ def beyond_block(summary: dict | None, results: pd.DataFrame, runs_dir: Path | N
     chosen = results[results.chosen.astype(str).str.lower() == "true"].run.tolist()
     models = pd.DataFrame(summary["models"])
     shown = models[models.model.isin(chosen + ["peer"])]
-    cell = lambda r: f"{tables.pct(r.accuracy)} ({tables.pct_range(r.ci_low, r.ci_high)})"  # noqa: E731
-    lines = ["| model | " + " | ".join(f"{s} (n)" for s in shown.source.unique()) + " | McNemar p vs peer, all (Holm) |",
-             "|---|" + "---|" * (shown.source.nunique() + 1)]
-    for model, rows in shown.groupby("model", sort=False):
-        cells = [f"{cell(r)}, {r.n}" for r in rows.itertuples()]
-        p = rows[rows.source == "all"]["McNemar p (Holm)"] if "McNemar p (Holm)" in rows else pd.Series(dtype=float)
-        lines.append(f"| {model}{' (chosen)' if model in chosen else ''} | " + " | ".join(cells) +
-                     f" | {'–' if p.empty or pd.isna(p.iloc[0]) else f'{p.iloc[0]:.2g}'} |")
+    table = [{"model": model + (" (chosen)" if model in chosen else ""),
+              **{f"{r.source} (n)": f"{_accuracy_cell(r)}, {r.n}" for r in rows.itertuples()},
+              "McNemar p vs peer, all (Holm)": _p_over_all_sources(rows)}
+             for model, rows in shown.groupby("model", sort=False)]
+    lines = [tables.markdown(pd.DataFrame(table), index=False)]
     lines += no_face_lines(no_face, chosen)
     if summary.get("framings"):
         framings = pd.DataFrame(summary["framings"])
+        table = [{"run": model, "framing": framing, **{r.source: _accuracy_cell(r) for r in rows.itertuples()}}
+                 for (model, framing), rows in framings.groupby(["model", "framing"], sort=False)]
         lines += ["", f"Framing of a photo (default: {summary['default_framing']}, = `gfr predict --detect-faces`):", "",
-                  "| run | framing | " + " | ".join(framings.source.unique()) + " |",
-                  "|---|---|" + "---|" * framings.source.nunique()]
-        for (model, framing), rows in framings.groupby(["model", "framing"], sort=False):
-            lines.append(f"| {model} | {framing} | " + " | ".join(cell(r) for r in rows.itertuples()) + " |")
+                  tables.markdown(pd.DataFrame(table), index=False)]
     if runs_dir is not None:
         lines += augmentation_lines(summary, results, Path(runs_dir))
     return "\n".join(lines)
@@ -195,14 +202,13 @@ def augmentation_lines(summary: dict, results: pd.DataFrame, runs_dir: Path) -> 
     if not rows:
         return []
     frame = pd.DataFrame(rows)
-    cell = lambda r: f"{tables.pct(r.accuracy)} ({tables.pct_range(r.ci_low, r.ci_high)})"  # noqa: E731
     its = ", ".join(str(it) for it in sorted(set(augmented.iteration.astype(int))))
+    table = [{"model": model, "validation, seed mean": tables.pct(val[model]),
+              **{r.source: _accuracy_cell(r) for r in group.itertuples()}}
+             for model, group in frame.groupby("model", sort=False)]
     lines = ["", f"Photo-like augmentation (iteration {its}) of the ImageNet runs, each beside the iteration it builds "
                  "on, and the study's ensemble (validation, and in-the-wild-dev with the default framing):", "",
-             "| model | validation, seed mean | " + " | ".join(frame.source.unique()) + " |",
-             "|---|---|" + "---|" * frame.source.nunique()]
-    for model, group in frame.groupby("model", sort=False):
-        lines.append(f"| {model} | {tables.pct(val[model])} | " + " | ".join(cell(r) for r in group.itertuples()) + " |")
+             tables.markdown(pd.DataFrame(table), index=False)]
     if judged is not None:
         lines += ["", f"* On validation (the study's choice rule among the ensemble and its members): the ensemble "
                       f"**{'wins' if judged['wins'] else 'does not win'}** ({tables.pct(judged['ensemble_val_mean'])} "

@@ -23,6 +23,11 @@ def pct_range(low, high, digits: int = 1) -> str:
     return f"{100 * low:.{digits}f}–{100 * high:.{digits}f}" if _known(low) and _known(high) else DASH
 
 
+def pct_ci(value, low, high, digits: int = 1) -> str:
+    """A proportion with its interval, 'a% (b–c)' in percent (the study's "accuracy (CI)" cell)."""
+    return f"{pct(value, digits)} ({pct_range(low, high, digits)})"
+
+
 def p_value(p) -> str:
     """A p-value to two significant digits, or '–'."""
     return f"{p:.2g}" if _known(p) else DASH
@@ -77,9 +82,6 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A DataFrame (index included) as a GitHub markdown table."""
-    frame = frame.reset_index()
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+def markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    """A DataFrame (with its index unless `index` is False) as a GitHub markdown table; cells as str() gives them."""
+    return (frame.reset_index() if index else frame).to_markdown(index=False, tablefmt="github", disable_numparse=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from gfr.data import celeba
 from gfr.models import backbones
@@ -75,13 +74,12 @@ def noise_table(runs_dir, runs: list[str]) -> pd.DataFrame:
     rows = []
     for a, b in itertools.combinations(runs, 2):
         acc_a, acc_b = seed_accuracies(runs_dir, a), seed_accuracies(runs_dir, b)
-        welch = stats.ttest_ind(acc_a, acc_b, equal_var=False).pvalue if len(acc_a) > 1 and len(acc_b) > 1 else np.nan
         pa = reported_predictions(runs_dir, a)
         pb = reported_predictions(runs_dir, b).set_index("image_id").loc[pa.image_id]
         mc = metrics.mcnemar(metrics.is_correct(pa.p_male, pa.label), metrics.is_correct(pb.p_male, pa.label))
         rows.append({"run A": a, "run B": b, "seeds A/B": f"{len(acc_a)}/{len(acc_b)}",
                      "mean acc A - B (pp)": 100 * (acc_a.mean() - acc_b.mean()),
-                     "Welch p": welch, "McNemar p": mc["p_value"]})
+                     "Welch p": metrics.welch_p(acc_a, acc_b), "McNemar p": mc["p_value"]})
     table = pd.DataFrame(rows, columns=["run A", "run B", "seeds A/B", "mean acc A - B (pp)", "Welch p", "McNemar p"])
     table["Welch p (Holm)"] = metrics.holm(table["Welch p"])
     table["McNemar p (Holm)"] = metrics.holm(table["McNemar p"])
@@ -110,41 +108,35 @@ CHOICE_RULE = (f"The chosen model is the finished run with at least {MIN_SEEDS} 
                f"on the two runs' per-seed validation accuracies gives p >= {ALPHA:g}, the cheapest such run is chosen.")
 
 
+def settle(scores: dict, cost: dict, paired: bool = False) -> dict:
+    """The study's choice rule among options: the one with the highest mean score wins, unless options cheaper
+    than it (lower `cost`) are within its noise (p >= ALPHA); then the cheapest of those. The noise test is Welch's
+    t-test on per-seed scores, or with `paired` McNemar's exact test on right/wrong per image (the same images).
+
+    Returns the best option, the chosen one, the cheaper options within its noise, each option's mean, each other
+    option's p against the best, and the runner-up's (the second-highest mean) as `p_value`."""
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    best = max(means, key=means.get)
+    test = (lambda a, b: metrics.mcnemar(a, b)["p_value"]) if paired else metrics.welch_p
+    p_values = {k: float(test(scores[best], v)) for k, v in scores.items() if k != best}
+    within = [k for k, p in p_values.items() if p >= ALPHA and cost[k] < cost[best]]
+    chosen = min(within, key=cost.get) if within else best
+    runner_up = max(p_values, key=means.get, default=None)
+    return {"best": best, "chosen": chosen, "cheaper_within_noise": within, "means": means, "p_values": p_values,
+            "p_value": p_values.get(runner_up, float("nan"))}
+
+
 def choice(results: pd.DataFrame, runs_dir) -> dict:
     """Apply CHOICE_RULE: the best run on validation, the runs within its noise, and the chosen (cheapest) one."""
     ok = results[(results.status == "ok") & (results.n_seeds.fillna(0) >= MIN_SEEDS)]
     if ok.empty:
         raise ValueError(f"no finished run with at least {MIN_SEEDS} seeds to choose from")
-    best = ok.loc[ok.val_accuracy_seed_mean.astype(float).idxmax()]
-    best_val = artefacts.seeds_table(Path(runs_dir) / best.run).val_accuracy.to_numpy()
-    ties = []
-    for _, r in ok.iterrows():
-        if r.run == best.run:
-            continue
-        val = artefacts.seeds_table(Path(runs_dir) / r.run).val_accuracy.to_numpy()
-        p = stats.ttest_ind(best_val, val, equal_var=False).pvalue
-        if p >= ALPHA and r.images_per_s > best.images_per_s:
-            ties.append({"run": r.run, "Welch p (validation)": float(p), "images_per_s": float(r.images_per_s)})
-    chosen = max(ties, key=lambda t: t["images_per_s"])["run"] if ties else best.run
-    return {"best": best.run, "cheaper_within_noise": ties, "chosen": chosen, "rule": CHOICE_RULE}
-
-
-def settle(per_seed: dict[str, list[float]], cheapest: str) -> dict:
-    """CHOICE_RULE for the settings of one run (e.g. where a backbone looks for the face): the option with the
-    highest mean validation accuracy over seeds, unless the cheapest option is within its noise (Welch p >= ALPHA)."""
-    means = {k: float(np.mean(v)) for k, v in per_seed.items()}
-    best = max(means, key=means.get)
-    p = float(stats.ttest_ind(per_seed[best], per_seed[cheapest], equal_var=False).pvalue) if best != cheapest else 1.0
-    return {"best": best, "welch_p": p, "chosen": cheapest if p >= ALPHA else best, "means": means}
-
-
-def settle_paired(correct: dict[str, np.ndarray], cheapest: str) -> dict:
-    """The same rule on one set of images (e.g. in-the-wild-dev): the option with the most images right, unless the
-    cheapest option is within its noise (McNemar's exact test on the same images, p >= ALPHA)."""
-    accuracy = {k: float(np.mean(v)) for k, v in correct.items()}
-    best = max(accuracy, key=accuracy.get)
-    p = metrics.mcnemar(correct[best], correct[cheapest])["p_value"] if best != cheapest else 1.0
-    return {"best": best, "p_value": float(p), "chosen": cheapest if p >= ALPHA else best, "accuracy": accuracy}
+    speed = dict(zip(ok.run, ok.images_per_s.astype(float)))
+    settled = settle({run: artefacts.seeds_table(Path(runs_dir) / run).val_accuracy.to_numpy() for run in ok.run},
+                     cost={run: -s for run, s in speed.items()})  # cheaper: more images/s end to end
+    ties = [{"run": run, "Welch p (validation)": settled["p_values"][run], "images_per_s": speed[run]}
+            for run in settled["cheaper_within_noise"]]
+    return {"best": settled["best"], "cheaper_within_noise": ties, "chosen": settled["chosen"], "rule": CHOICE_RULE}
 
 
 def choose(results: pd.DataFrame, runs_dir) -> pd.Series:
@@ -216,8 +208,7 @@ def paired_by_source(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     a = a.sort_values("file").reset_index(drop=True)
     b = b.set_index("file").loc[a.file].reset_index()
     rows = []
-    for source in [*sorted(a.source.unique()), "all"]:
-        mask = np.ones(len(a), bool) if source == "all" else (a.source == source).values
+    for source, mask in metrics.source_masks(a.source).items():
         right_a = metrics.is_correct(a.p_male.values[mask], a.male.values[mask])
         right_b = metrics.is_correct(b.p_male.values[mask], b.male.values[mask])
         rows.append({"source": source, "accuracy_a": right_a.mean(), "accuracy_b": right_b.mean(),
@@ -241,7 +232,7 @@ def iteration_effect(results: pd.DataFrame, runs_dir, wild_predictions: dict[str
         row = {"backbone": backbone, "before": a.run, "after": b.run,
                "val mean before": a.val_accuracy_seed_mean, "val mean after": b.val_accuracy_seed_mean,
                "test mean before": a.test_accuracy_seed_mean, "test mean after": b.test_accuracy_seed_mean,
-               "Welch p (validation)": float(stats.ttest_ind(val[1], val[0], equal_var=False).pvalue)}
+               "Welch p (validation)": metrics.welch_p(val[1], val[0])}
         if a.run in wild_predictions and b.run in wild_predictions:
             for r in paired_by_source(wild_predictions[a.run], wild_predictions[b.run]).itertuples():
                 row[f"wild {r.source} before"], row[f"wild {r.source} after"] = r.accuracy_a, r.accuracy_b

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from gfr.errors import GfrError
 from gfr.study import artefacts, metrics
-from gfr.study.analysis import ALPHA, MIN_SEEDS
+from gfr.study.analysis import MIN_SEEDS, settle
 
 # The study's ensemble, fixed before any result: the augmented runs (iteration 5) whose ImageNet weights exist here.
 MEMBERS = ["InceptionV3-it5", "ResNet50-it5"]
@@ -59,16 +58,16 @@ def seed_accuracies(runs_dir: str | os.PathLike, members: list[str]) -> pd.DataF
 
 
 def verdict(seeds: pd.DataFrame) -> dict:
-    """The study's choice rule among the members and the ensemble, on validation only: the highest mean wins,
-    but the ensemble (the costliest) only if no member is within its noise (Welch's t-test, p >= ALPHA)."""
+    """The study's choice rule (analysis.settle) between the best member and the ensemble, on validation only: the
+    higher mean wins, but the ensemble (the costlier) only if the member is not within its noise (Welch, p >= ALPHA)."""
     means = seeds.groupby("model", sort=False).val_accuracy.mean()
     ensemble = means.index[-1]
     best_member = means.drop(ensemble).idxmax()
-    val = {m: seeds[seeds.model == m].val_accuracy.to_numpy() for m in means.index}
-    p = float(stats.ttest_ind(val[ensemble], val[best_member], equal_var=False).pvalue)
-    wins = bool(means[ensemble] > means[best_member] and p < ALPHA)
+    settled = settle({m: seeds[seeds.model == m].val_accuracy.to_numpy() for m in (best_member, ensemble)},
+                     cost={best_member: 0, ensemble: 1})
     return {"ensemble": ensemble, "best_member": best_member, "ensemble_val_mean": float(means[ensemble]),
-            "best_member_val_mean": float(means[best_member]), "welch_p": p, "wins": wins}
+            "best_member_val_mean": float(means[best_member]), "welch_p": settled["p_value"],
+            "wins": settled["chosen"] == ensemble}
 
 
 def summary(seeds: pd.DataFrame) -> pd.DataFrame:

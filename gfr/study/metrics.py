@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import stats
 from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score, roc_curve
 
 
-def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
+def wilson_ci(successes: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (statsmodels' proportion_confint); NaN for no trials."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n == 0:
         return (float("nan"), float("nan"))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
+    low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")
+    return (float(low), float(high))
 
 
 THRESHOLD = 0.5  # P(male) at or above it is called male
@@ -75,12 +73,29 @@ def calibration(y_true, prob, bins: int = 10) -> dict:
 
 
 def mcnemar(correct_a, correct_b) -> dict:
-    """Exact McNemar test on paired correctness (same images): discordant counts and two-sided p."""
+    """Exact McNemar test on paired correctness (same images; statsmodels): discordant counts and two-sided p."""
+    from statsmodels.stats.contingency_tables import mcnemar as exact_mcnemar
+
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    n = only_a + only_b
-    p = float(stats.binomtest(only_a, n, 0.5).pvalue) if n else 1.0
+    table = [[int((a & b).sum()), only_a], [only_b, int((~a & ~b).sum())]]
+    p = float(exact_mcnemar(table, exact=True).pvalue) if only_a + only_b else 1.0
     return {"only_a_right": only_a, "only_b_right": only_b, "p_value": p}
+
+
+def welch_p(values_a, values_b) -> float:
+    """Two-sided p of Welch's t-test (unequal variances) between two sets of per-seed values; NaN when either
+    has fewer than 2 values."""
+    a, b = np.asarray(values_a, dtype=np.float64), np.asarray(values_b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def source_masks(sources) -> dict[str, np.ndarray]:
+    """A boolean mask of the images of each source (sorted), then of all of them ("all", last)."""
+    sources = np.asarray(sources)
+    return {**{s: sources == s for s in sorted(set(sources.tolist()))}, "all": np.ones(len(sources), bool)}
 
 
 def seed_summary(values) -> tuple[float, float]:
@@ -90,12 +105,15 @@ def seed_summary(values) -> tuple[float, float]:
 
 
 def seed_mean_ci(values, level: float = 0.95) -> tuple[float, float]:
-    """Student-t confidence interval of the mean over seeds (NaN with fewer than 2 seeds)."""
+    """Student-t confidence interval of the mean over seeds (scipy's t.interval; NaN with fewer than 2 seeds)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
         return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    mean, sem = values.mean(), stats.sem(values)
+    if sem == 0:  # every seed alike: a zero-width interval (scipy's t.interval is NaN for scale 0)
+        return float(mean), float(mean)
+    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
+    return float(low), float(high)
 
 
 def holm(p_values) -> np.ndarray:

@@ -65,9 +65,10 @@ class PreparedRun:
         (computed on a miss by `compute`: here, or gfr.pipeline.sharded_extraction's shards on Ray, same result)."""
         p = self.params
         ids = self.frame.image_id.values if part is None else self.frame.image_id.values[self.rows(part)]
-        return compute(self.backbone.name, list(ids), self.data_root, p.image_size, p.native_input,
-                       self.weights, self.record["split_manifest_sha256"], p.feature_batch_size, self.cache_dir, p.seed,
-                       self.progress, **options)
+        return compute(self.backbone.name, list(ids), self.data_root, image_size=p.image_size, native=p.native_input,
+                       weights=self.weights, manifest_sha=self.record["split_manifest_sha256"],
+                       batch_size=p.feature_batch_size, directory=self.cache_dir, init_seed=p.seed,
+                       progress=self.progress, **options)
 
     def build_extractor(self):
         """The frozen backbone + global average pooling, as every feature of this run was computed."""

@@ -165,8 +165,7 @@ def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) 
     peer = predictions.get(peer_name)
     for name, frame in predictions.items():
         right = metrics.is_correct(frame.p_male, frame.male)
-        for source in [*sorted(frame.source.unique()), "all"]:
-            mask = np.ones(len(frame), bool) if source == "all" else (frame.source == source).values
+        for source, mask in metrics.source_masks(frame.source).items():
             k, n = int(right[mask].sum()), int(mask.sum())
             low, high = metrics.wilson_ci(k, n)
             no_face = frame.detector.values[mask] == "none"
@@ -175,7 +174,7 @@ def accuracy_table(predictions: dict[str, pd.DataFrame], peer_name: str = PEER) 
                    "accuracy, no face = wrong": int((right[mask] & ~no_face).sum()) / n}
             if peer is not None and name != peer_name:
                 merged = frame.merge(peer, on="file", suffixes=("", "_peer"))
-                pm = np.ones(len(merged), bool) if source == "all" else (merged.source == source).values
+                pm = metrics.source_masks(merged.source).get(source, np.zeros(len(merged), bool))
                 test = metrics.mcnemar(metrics.is_correct(merged.p_male[pm], merged.male[pm]),
                                        metrics.is_correct(merged.p_male_peer[pm], merged.male[pm]))
                 row.update({"only this right": test["only_a_right"], "only peer right": test["only_b_right"],

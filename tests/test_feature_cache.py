@@ -265,20 +265,42 @@ def test_small_params_use_the_cacheable_layout():
 
 # ---------------------------------------------------------------- the memory-mapped .npy writer
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("shape", [(37, 512), (5, 3, 4, 7), (0, 16)])
-def test_create_npy_writes_the_bytes_np_save_writes(tmp_path, dtype, shape):
+def _hand_written_npy(path, shape, dtype) -> np.ndarray:
+    """The .npy writer as it was written by hand before numpy's open_memmap replaced it (format 1.0 header, zeros)."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    with open(path, "wb+") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        offset = handle.tell()
+        handle.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        handle.flush()
+        mapping = mmap.mmap(handle.fileno(), 0)
+    return np.ndarray(shape, dtype, buffer=mapping, offset=offset)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int8", "uint8", ">i4"])
+@pytest.mark.parametrize("shape", [(37, 512), (5, 3, 4, 7), (0, 16), (1,), (2048, 3), (3, 1, 1000)])
+def test_create_npy_writes_the_bytes_np_save_and_the_hand_written_writer_write(tmp_path, dtype, shape):
     array = (np.random.default_rng(0).standard_normal(shape) * 100).astype(dtype)
     out = feature_cache.create_npy(tmp_path / "a.npy", shape, dtype)
     assert out.shape == shape and out.dtype == np.dtype(dtype) and out.flags.writeable and out.flags.c_contiguous
     assert not out.any()  # starts as zeros
+    old = _hand_written_npy(tmp_path / "old.npy", shape, dtype)
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "old.npy").read_bytes()  # empty: header and zeros alike
     out[...] = array
+    old[...] = array
     feature_cache.release_pages(out)
-    del out
+    feature_cache.release_pages(old)
+    del out, old
     saved = io.BytesIO()
     np.save(saved, array, allow_pickle=False)
-    assert (tmp_path / "a.npy").read_bytes() == saved.getvalue()
+    assert (tmp_path / "a.npy").read_bytes() == saved.getvalue() == (tmp_path / "old.npy").read_bytes()
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy", allow_pickle=False), array)
+
+
+def test_create_npy_refuses_python_objects(tmp_path):
+    with pytest.raises(ValueError, match="Python objects"):
+        feature_cache.create_npy(tmp_path / "o.npy", (2,), object)
 
 
 def test_release_pages_keeps_the_data_and_ignores_plain_arrays(tmp_path):
@@ -337,3 +359,28 @@ def test_find_weights_file(tmp_path):
     assert backbones.find_weights_file(backbone, str(tmp_path)) == tmp_path / backbones.INCEPTION_2015_FILE
     (tmp_path / backbone.weights_file).write_bytes(b"x")
     assert backbones.find_weights_file(backbone, tmp_path) == tmp_path / backbone.weights_file  # Keras's name first
+
+
+# ---------------------------------------------------------------- one entry spec for serial and sharded extraction
+
+def test_entry_spec_key_is_the_entry_key():
+    aug = feature_cache.Augment(load_params(5).augment, 1024, 1)
+    spec = feature_cache.EntrySpec("ResNet50", [48, 48], False, backbones.RANDOM, 7, "conv4_block6_out", True,
+                                   "float16", 8, aug)
+    assert spec.image_size == (48, 48) and hash(spec)
+    assert spec.key("m" * 64, ["a.jpg", "b.jpg"]) == feature_cache.entry_key(
+        "ResNet50", (48, 48), False, backbones.RANDOM, "m" * 64, 7, "conv4_block6_out", True, "float16", aug,
+        ["a.jpg", "b.jpg"])
+    plain = feature_cache.EntrySpec("ResNet50", (48, 48), False, backbones.RANDOM, 7)
+    assert (plain.layer, plain.flip, plain.dtype, plain.batch_size, plain.augment) == (None, False, "float32", 32, None)
+    with pytest.raises(TypeError, match="init_seed"):
+        feature_cache.EntrySpec("ResNet50", (48, 48), False, backbones.RANDOM).key("m" * 64, [])
+
+
+def test_find_entry_is_a_miss_then_the_extracted_entry(vgg, frame, synth_manifest, tmp_path):
+    spec = feature_cache.EntrySpec("VGG16", VGG_SIZE, False, backbones.RANDOM, 1024, batch_size=8)
+    ids = list(frame.image_id)
+    key, npy, meta, cached = feature_cache.find_entry(spec, ids, split.manifest_hash(synth_manifest), tmp_path / "none")
+    assert cached is None and npy.parent == tmp_path / "none"
+    key, npy, meta, cached = feature_cache.find_entry(spec, ids, split.manifest_hash(synth_manifest), vgg[2])
+    assert cached is not None and len(cached) == len(ids) and str(npy) == vgg[1]["path"]
