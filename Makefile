@@ -22,7 +22,7 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild report verify docs clean-runs \
+.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild confirm report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
@@ -137,6 +137,13 @@ reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done
 	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@
 
 wild: reports/wild/.done ## predictions of every finished run and the peer on $$GFR_WILD_DIR (faces outside CelebA)
+
+# in-the-wild-confirm chooses nothing: the final chosen run and the peer are scored on it once, for the report
+# (GFR_CONFIRM_DIR, e.g. ../shared/in-the-wild-confirm; per-image predictions stay out of git)
+export GFR_CONFIRM_DIR
+confirm: reports/results.csv ## score the chosen run and the peer once on $$GFR_CONFIRM_DIR (reports/wild-confirm.json)
+	$(PY) -m gfr wild --wild-dir "$(GFR_CONFIRM_DIR)" --runs chosen --peer --out reports/wild-confirm \
+	  --summary reports/wild-confirm.json --no-face-summary reports/wild-confirm-no-face.json
 
 report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
 	$(PY) -m gfr report --notebooks reports --out-dir reports

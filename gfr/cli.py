@@ -147,6 +147,10 @@ def cmd_wild(args) -> int:
     root = wild.wild_dir(args.wild_dir)
     out = Path(args.out)
     runs = args.runs or wild.finished_runs(args.runs_dir)
+    if "chosen" in runs:  # the run marked chosen in results.csv
+        from gfr import predict
+
+        runs = [predict.resolve_run("chosen").name if name == "chosen" else name for name in runs]
     for name in runs:
         for framing in args.framings:
             frame = wild.predict_run(Path(args.runs_dir) / name, root, out, framing)
@@ -164,7 +168,8 @@ def cmd_wild(args) -> int:
 def add_wild(sub) -> None:
     p = sub.add_parser("wild", help="per-image predictions of finished runs (and the peer) on faces outside CelebA")
     p.add_argument("--wild-dir", help="folder with images/ and labels.csv (default: $GFR_WILD_DIR)")
-    p.add_argument("--runs", nargs="*", help="run names (default: every finished run whose model can be rebuilt)")
+    p.add_argument("--runs", nargs="*", help="run names, 'chosen' for the run marked chosen in results.csv (default: "
+                                             "every finished run whose model can be rebuilt)")
     p.add_argument("--runs-dir", default=str(RUNS))
     p.add_argument("--framings", nargs="+", default=["landmarks"], choices=["landmarks", "landmarks-hog", "box", "none"],
                    help="how each photo is framed: landmarks (default; = predict --detect-faces), landmarks-hog "

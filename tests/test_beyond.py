@@ -71,3 +71,41 @@ def test_locate_table_one_row_per_variant():
     table = beyond.locate_table(located)
     assert table.index.tolist() == ["box", "detect"] and table.loc["box", "seeds"] == 2
     assert table.loc["box", "in-the-wild-dev, lfw"] == "95.00%"
+
+
+def test_confirm_verdicts_say_met_missed_and_point_estimates():
+    from gfr.report import beyond
+
+    summary = {"models": [
+        {"model": "run", "source": "lfw", "n": 100, "accuracy": 0.99, "ci_low": 0.95, "ci_high": 1.0,
+         "McNemar p (Holm)": 0.01},
+        {"model": "run", "source": "utk", "n": 100, "accuracy": 0.95, "ci_low": 0.9, "ci_high": 0.98,
+         "McNemar p (Holm)": 0.4},
+        {"model": "run", "source": "all", "n": 200, "accuracy": 0.97, "ci_low": 0.94, "ci_high": 0.99,
+         "McNemar p (Holm)": 0.2},
+        {"model": "peer", "source": "lfw", "n": 100, "accuracy": 0.90, "ci_low": 0.8, "ci_high": 0.95},
+        {"model": "peer", "source": "utk", "n": 100, "accuracy": 0.94, "ci_low": 0.88, "ci_high": 0.97},
+        {"model": "peer", "source": "all", "n": 200, "accuracy": 0.92, "ci_low": 0.88, "ci_high": 0.95}]}
+    lines = beyond.confirm_verdicts(summary)
+    assert "**met** (the interval's lower bound lies below it)" in lines[0]
+    assert lines[1].startswith("lfw") and "**above the peer, significant**" in lines[1]
+    assert lines[2].startswith("utk") and "point estimate only" in lines[2]
+    summary["models"][2]["accuracy"] = 0.969
+    summary["models"][1]["accuracy"] = 0.93
+    lines = beyond.confirm_verdicts(summary)
+    assert "**missed**" in lines[0] and "**not above the peer**" in lines[2]
+    assert len(beyond.confirm_table(summary)) == 6
+
+
+def test_port_table_states_each_measure_against_its_target():
+    import json
+    from pathlib import Path
+
+    from gfr.report import beyond
+
+    port = json.loads((Path(__file__).resolve().parent.parent / "reports" / "descriptor-port.json").read_text())
+    table = beyond.port_table(port)
+    assert table.loc["face chips compared (every CelebA image of the data folder)", "value"] == f"{port['chips']:,}"
+    assert "(target <= 0.001)" in table.loc["largest |port - dlib| over every descriptor component", "value"]
+    assert port["met"] and port["max_abs_diff"] <= 1e-3 and port["min_cosine"] >= 0.99999
+    assert port["heads"]["met"] and "target >= 99.9%" in table.loc["same label on the test images, worst seed", "value"]

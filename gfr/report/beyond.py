@@ -81,3 +81,59 @@ def target_table(chosen: pd.Series, ours: pd.DataFrame, peer_predictions: pd.Dat
                            "accuracy": tables.pct_ci(r.accuracy, r.ci_low, r.ci_high),
                            "McNemar p vs peer (Holm)": r.get("McNemar p (Holm)", np.nan) if model != peer_name else np.nan})
     return pd.DataFrame(target).set_index(["images", "model"])
+
+
+def port_table(port: dict) -> pd.DataFrame:
+    """benchmarks/descriptor_port.py's proof that the Keras port is dlib's network, as one table (reports/descriptor-port.json)."""
+    rows = [("face chips compared (every CelebA image of the data folder)", f"{port['chips']:,}"),
+            ("largest |port - dlib| over every descriptor component", f"{port['max_abs_diff']:.1e} "
+             f"(target <= {port['targets']['max_abs_diff']:g})"),
+            ("mean |port - dlib| per component", f"{port['mean_abs_diff']:.1e}"),
+            ("smallest cosine between the two descriptors of a chip", f"1 - {1 - port['min_cosine']:.1e} "
+             f"(target >= {port['targets']['min_cosine']:g})"),
+            ("descriptor network only, chips/s: port / dlib (side by side)", f"{port['port_speedup']:.1f}x "
+             f"({port['chips_per_s']['keras']:.0f} vs {port['chips_per_s']['dlib']:.1f})")]
+    heads = port.get("heads")
+    if heads:
+        rows += [("heads on port features vs on dlib features: test seed mean",
+                  f"{tables.pct(heads['seed_mean']['port'])} vs {tables.pct(heads['seed_mean']['dlib'])} "
+                  f"({heads['seed_mean_diff_points']:+.2f} points; target within 0.1)"),
+                 ("same label on the test images, worst seed",
+                  f"{heads['same_label_share_min']:.1%} of {heads['test_images']:,} (target >= 99.9%)")]
+    return pd.DataFrame(rows, columns=["measure", "value"]).set_index("measure")
+
+
+def confirm_table(summary: dict) -> pd.DataFrame:
+    """The in-the-wild-confirm scores (the chosen run and the peer, scored once) per source, from `gfr wild`'s
+    summary (reports/wild-confirm.json)."""
+    return shown_accuracy(pd.DataFrame(summary["models"]))
+
+
+CONFIRM_OVERALL_TARGET = 0.97  # issue 19: the chosen model on in-the-wild-confirm, overall
+
+
+def confirm_verdicts(summary: dict, peer_name: str = "peer") -> list[str]:
+    """One verdict per stated confirm target: >= 97.0% overall, and above the peer on each source (McNemar, Holm)."""
+    table = pd.DataFrame(summary["models"])
+    ours = table[table.model != peer_name]
+    lines = []
+    for model, rows in ours.groupby("model", sort=False):
+        overall = rows[rows.source == "all"].iloc[0]
+        met = overall.accuracy >= CONFIRM_OVERALL_TARGET
+        lines.append(f"{model}, overall {tables.pct_ci(overall.accuracy, overall.ci_low, overall.ci_high)} against "
+                     f"the target {CONFIRM_OVERALL_TARGET:.1%}: **{'met' if met else 'missed'}**"
+                     + (" (the interval's lower bound lies below it)" if met and overall.ci_low < CONFIRM_OVERALL_TARGET
+                        else "") + ".")
+        for _, r in rows[rows.source != "all"].iterrows():
+            peer = table[(table.model == peer_name) & (table.source == r.source)]
+            if peer.empty:
+                continue
+            theirs = peer.iloc[0].accuracy
+            p = r.get("McNemar p (Holm)", np.nan)
+            above = r.accuracy > theirs
+            verdict = ("above the peer, significant" if above and p < analysis.ALPHA else
+                       "above the peer as a point estimate only (not significant)" if above else
+                       "not above the peer")
+            lines.append(f"{r.source}: {tables.pct(r.accuracy)} vs the peer's {tables.pct(theirs)} (McNemar p, Holm "
+                         f"{tables.p_value(p)}): **{verdict}**.")
+    return lines
