@@ -276,18 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lock":
         for path in make_locks(args.uv, upgrade=args.upgrade):
             print(f"wrote {path.relative_to(PROJECT_ROOT)}: {len(read_lock(path))} packages")
-        problems = check_pyproject()
     else:
-        info = describe()
-        print("environment: " + summary(info))
-        problems = check_pyproject()
-        if args.expect is not None:
-            want = pinned(Path(p) for p in args.expect)
-            diffs = differences(installed(), want)
-            if diffs:
-                problems.append(f"installed packages differ from {' + '.join(args.expect)}: " + "; ".join(diffs))
+        print("environment: " + summary(describe()))
+    problems = [f"pyproject.toml and requirements/ disagree (make lock): {p}" for p in check_pyproject()]
+    if args.command == "check" and args.expect:
+        diffs = differences(installed(), pinned(LOCK_DIR / Path(p).name for p in args.expect))
+        if diffs:
+            problems.append(f"installed packages differ from {' + '.join(args.expect)}: " + "; ".join(diffs))
     for p in problems:
-        print("pyproject.toml/locks: " + p if "installed packages" not in p else p, file=sys.stderr)
+        print(p, file=sys.stderr)
     return 1 if problems else 0
 
 
