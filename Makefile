@@ -179,10 +179,10 @@ bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of 
 	$(PY) benchmarks/bench_scale.py --prepare
 	$(PY) benchmarks/bench_scale.py
 
-bench-ray: ## Ray (needs `.[ray]`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
+bench-ray: ## Ray (needs `make setup ENGINE=ray`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
 	$(PY) benchmarks/bench_ray.py
 
-bench-predict: ## gfr predict (long, not in `bench`): peak memory over N vs 4N images, img/s vs the peer (needs .[peers], in-the-wild-dev)
+bench-predict: ## gfr predict (long, not in `bench`): peak memory over N vs 4N images, img/s vs the peer (needs `make setup PEERS=1`, in-the-wild-dev)
 	$(PY) benchmarks/bench_predict.py
 	$(PY) -m gfr docs
 
