@@ -148,11 +148,14 @@ def check_pyproject(pyproject: str | Path = PYPROJECT, lock_dir: str | Path = LO
 # ---- what is installed -----------------------------------------------------------------------------------
 
 def installed() -> dict[str, str]:
-    """name -> version of every distribution installed in this interpreter (gfr and pip left out)."""
+    """name -> version of every distribution installed in this interpreter's site-packages (gfr and pip left
+    out). Only there: a package may put its vendored copies on sys.path (Ray's thirdparty_files: colorama)."""
+    import sysconfig
     from importlib import metadata
 
     out = {}
-    for dist in metadata.distributions():
+    site = list(dict.fromkeys(sysconfig.get_path(key) for key in ("purelib", "platlib")))
+    for dist in metadata.distributions(path=site):
         name = dist.metadata["Name"]
         if name and canonical(name) not in NOT_INSTALLED:
             out[canonical(name)] = dist.version

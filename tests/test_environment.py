@@ -93,6 +93,19 @@ def test_describe_names_the_locks_an_environment_matches():
         env.describe(packages=base)["packages_sha256"]
 
 
+def test_installed_reads_site_packages_only(tmp_path, monkeypatch):
+    """A package's vendored copies on sys.path (Ray's thirdparty_files) are not installed distributions."""
+    info = tmp_path / "vendored_thing-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vendored-thing\nVersion: 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from importlib import metadata
+
+    assert "vendored-thing" in {d.metadata["Name"] for d in metadata.distributions()}
+    packages = env.installed()
+    assert "vendored-thing" not in packages and "keras" in packages and "gfr" not in packages
+
+
 @pytest.mark.skipif(not os.environ.get("GFR_EXPECT_LOCKS"), reason="GFR_EXPECT_LOCKS (set by .ci/run) not set")
 def test_the_installed_packages_are_exactly_the_locked_ones():
     locks = [env.LOCK_DIR / name for name in os.environ["GFR_EXPECT_LOCKS"].split()]
