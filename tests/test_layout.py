@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gfr"
 # layer of each top-level part of gfr; a module may import only from its own layer or a lower one
-LAYERS = {"errors": 0, "paths": 0, "files": 0, "progress": 0, "params": 0,
+LAYERS = {"errors": 0, "paths": 0, "files": 0, "progress": 0, "params": 0, "environment": 0,
           "data": 1, "models": 2, "study": 3, "report": 4, "pipeline": 4, "predict": 5, "cli": 6, "__main__": 7,
           "__init__": 0}
 

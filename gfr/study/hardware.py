@@ -83,8 +83,23 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def environment() -> dict:
+    """The installed packages against the committed locks (requirements/*.txt): `environment_lock` (the locks
+    they match exactly, or "none"), `environment_lock_sha256`, `environment_packages_sha256` (of the sorted
+    name==version list) and, where no lock matches, `environment_differences`."""
+    from gfr import environment as env
+
+    info = env.describe()
+    out = {"environment_lock": info["lock"], "environment_lock_sha256": info["lock_sha256"],
+           "environment_packages_sha256": info["packages_sha256"]}
+    if info.get("lock_differences"):
+        out["environment_differences"] = info["lock_differences"]
+    return out
+
+
 def describe() -> dict:
-    """CPU, cores, memory, GPUs, Python and Keras/backend versions of this machine."""
+    """CPU, cores, memory, GPUs, Python and Keras/backend versions of this machine, and the installed
+    environment against the committed locks."""
     import keras
 
     info = {
@@ -115,6 +130,7 @@ def describe() -> dict:
         import torch
 
         info["torch"] = torch.__version__
+    info.update(environment())
     return info
 
 

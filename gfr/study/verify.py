@@ -138,6 +138,43 @@ def changed_since(table: pd.DataFrame, committed_dir: str | os.PathLike) -> list
     return changed
 
 
+def environment_note(committed_dir: str | os.PathLike, runs: list[str] | None = None, here: dict | None = None) -> str:
+    """One line: whether this environment (its installed packages, `hardware.environment()`) is the one the
+    committed runs recorded; runs committed before the locks record none, which is said, not guessed."""
+    from gfr.study import hardware
+
+    here = hardware.environment() if here is None else here
+    recorded, missing = {}, []
+    for name in runs or [r.name for r in expected_runs()]:
+        path = Path(committed_dir) / name / artefacts.MANIFEST
+        if not path.is_file():
+            continue
+        hw = artefacts.load_record(Path(committed_dir) / name).get("hardware") or {}
+        if hw.get("environment_packages_sha256"):
+            key = (hw["environment_packages_sha256"], hw.get("environment_lock") or "none")
+            recorded.setdefault(key, []).append(name)
+        else:
+            missing.append(name)
+    lock = here.get("environment_lock") or "none"
+    this = (f"this one matches requirements/{lock} (packages sha256 {here['environment_packages_sha256'][:12]})"
+            if here.get("environment_lock_sha256") else
+            f"this one matches no lock (packages sha256 {here['environment_packages_sha256'][:12]}"
+            + (": " + "; ".join(here.get("environment_differences", [])) if here.get("environment_differences") else "")
+            + ")")
+    unrecorded = (f"{len(missing)} committed run(s) predate the locks and record no environment"
+                  f"{', so for them it cannot be said' if not recorded else ''}") if missing else ""
+    if not recorded:
+        return f"environment: {unrecorded or 'no committed run to compare with'}; {this}"
+    differ = {key: names for key, names in recorded.items() if key[0] != here["environment_packages_sha256"]}
+    if not differ:
+        verdict = f"environment: the same as the committed runs' ({sum(map(len, recorded.values()))} runs); {this}"
+    else:
+        theirs = "; ".join(f"{len(names)} run(s) on {lock} (packages sha256 {sha[:12]}, e.g. {names[0]})"
+                           for (sha, lock), names in differ.items())
+        verdict = f"environment DIFFERS from the committed runs': {theirs}; {this}"
+    return verdict + (f"; {unrecorded}" if unrecorded else "")
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per rule: how many numbers were checked, how many kept their tolerance, and the largest deviation."""
     checked = table[table.rule != "shown only"].copy()
