@@ -140,7 +140,7 @@ reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildc
 
 # In-the-wild predictions (a cache, not committed: it holds the photos' labels): every finished run and the peer
 # with the default framing; WILD_FRAMING_RUNS also under every framing (the measured choice of framing).
-WILD_FRAMING_RUNS ?= ResNet50-it3 ResNet50-it5 ResNet50-it6 DlibFaceDescriptor-it3
+WILD_FRAMING_RUNS ?= ResNet50-it3 ResNet50-it5 ResNet50-it6 DlibFaceDescriptor-it3 DlibFaceDescriptor-it4
 reports/wild/.done: $(ALL_RUNS) gfr/study/wild.py gfr/study/saved.py gfr/data/faces.py gfr/models/face_descriptor.py
 	$(PY) -m gfr wild --runs $(WILD_FRAMING_RUNS) --framings landmarks landmarks-hog box none
 	$(PY) -m gfr wild --peer && touch $@
