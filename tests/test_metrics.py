@@ -200,3 +200,11 @@ def test_source_masks_each_sorted_source_then_all():
     assert list(masks) == ["celeb", "lfw", "utk", "all"]
     assert masks["lfw"].tolist() == [True, False, True, False] and masks["all"].all()
     assert list(metrics.source_masks([])) == ["all"]
+
+
+def test_wilson_interval_at_the_edges_holds_its_estimate_exactly():
+    """0 of n and n of n: the bound at the estimate is exactly 0 or 1 (error bars from it must not go negative)."""
+    assert metrics.wilson_ci(0, 37)[0] == 0.0 and metrics.wilson_ci(37, 37)[1] == 1.0
+    for k in range(0, 38):
+        low, high = metrics.wilson_ci(k, 37)
+        assert low <= k / 37 <= high
