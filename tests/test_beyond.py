@@ -106,6 +106,6 @@ def test_port_table_states_each_measure_against_its_target():
     port = json.loads((Path(__file__).resolve().parent.parent / "reports" / "descriptor-port.json").read_text())
     table = beyond.port_table(port)
     assert table.loc["face chips compared (every CelebA image of the data folder)", "value"] == f"{port['chips']:,}"
-    assert "(target <= 0.001)" in table.loc["largest |port - dlib| over every descriptor component", "value"]
+    assert "(target <= 0.001)" in table.loc["largest abs(port - dlib) over every descriptor component", "value"]
     assert port["met"] and port["max_abs_diff"] <= 1e-3 and port["min_cosine"] >= 0.99999
     assert port["heads"]["met"] and "target >= 99.9%" in table.loc["same label on the test images, worst seed", "value"]

@@ -37,3 +37,14 @@ def test_results_block_shows_seed_means_first_and_dashes_for_the_unknown():
     assert "skipped: no weights" in block and "76.9%" in block
     one_seed = docs.results_block(results_frame(n_seeds=1, test_accuracy_seed_std=float("nan")), None)
     assert "93.0 (1 seed, no spread)" in one_seed and "± 0.0" not in one_seed
+
+
+def test_face_model_block_says_when_nothing_is_measured_and_shows_what_is():
+    import json
+
+    from gfr.paths import REPORTS_DIR
+
+    assert docs.face_model_block(None, None, None) == "No face-model measurements committed yet."
+    port = json.loads((REPORTS_DIR / "descriptor-port.json").read_text())
+    text = docs.face_model_block(port, None, None)
+    assert "reports/descriptor-port.json" in text and f"{port['chips']:,}" in text

@@ -86,9 +86,9 @@ def target_table(chosen: pd.Series, ours: pd.DataFrame, peer_predictions: pd.Dat
 def port_table(port: dict) -> pd.DataFrame:
     """benchmarks/descriptor_port.py's proof that the Keras port is dlib's network, as one table (reports/descriptor-port.json)."""
     rows = [("face chips compared (every CelebA image of the data folder)", f"{port['chips']:,}"),
-            ("largest |port - dlib| over every descriptor component", f"{port['max_abs_diff']:.1e} "
+            ("largest abs(port - dlib) over every descriptor component", f"{port['max_abs_diff']:.1e} "
              f"(target <= {port['targets']['max_abs_diff']:g})"),
-            ("mean |port - dlib| per component", f"{port['mean_abs_diff']:.1e}"),
+            ("mean abs(port - dlib) per component", f"{port['mean_abs_diff']:.1e}"),
             ("smallest cosine between the two descriptors of a chip", f"1 - {1 - port['min_cosine']:.1e} "
              f"(target >= {port['targets']['min_cosine']:g})"),
             ("descriptor network only, chips/s: port / dlib (side by side)", f"{port['port_speedup']:.1f}x "

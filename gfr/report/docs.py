@@ -231,6 +231,32 @@ def load_benchmark_tables():
     return sys.modules[name]
 
 
+def face_model_block(port: dict | None, finding: dict | None, confirm: dict | None) -> str:
+    """README's face model: the Keras port against dlib's network (reports/descriptor-port.json), how faces are
+    found (reports/face-finding.json), and in-the-wild-confirm scored once (reports/wild-confirm.json)."""
+    from gfr.report import beyond
+
+    lines = []
+    if port:
+        lines += ["The port against dlib's own network (`benchmarks/descriptor_port.py`, "
+                  "[`reports/descriptor-port.json`](reports/descriptor-port.json)):", "",
+                  tables.markdown(beyond.port_table(port).reset_index(), index=False), ""]
+    if finding:
+        f = finding["finders"]
+        lines.append(f"* `--detect-faces` looks for faces **{finding['chosen']}**, settled on in-the-wild-dev "
+                     f"({finding['photos']} photos, {finding['run']}; optimistic: the set chose it): "
+                     + "; ".join(f"{name} {tables.pct(v['accuracy'], 2)}, {v['photos_per_s']:.1f} photos framed/s"
+                                 for name, v in f.items())
+                     + f" (McNemar p {finding['mcnemar_p']:.2g}; framing timed side by side).")
+    if confirm:
+        lines += ["", "In-the-wild-confirm (1,200 photos that chose nothing), the chosen run and the peer scored once "
+                  "(`make confirm`; Wilson 95% intervals, McNemar against the peer, Holm):", "",
+                  tables.markdown(beyond.confirm_table(confirm).reset_index()[["model", "source", "n", "accuracy"]],
+                                  index=False), ""]
+        lines += [f"* {line}" for line in beyond.confirm_verdicts(confirm)]
+    return "\n".join(lines).strip() or "No face-model measurements committed yet."
+
+
 def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESULTS) -> dict[str, str]:
     """Every generated block of README.md."""
     results = pd.read_csv(reports_dir / "results.csv")
@@ -244,7 +270,10 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
             "scaling": load_benchmark_tables().scaling_block(bench_dir),
             "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
                                    reports_dir / "runs", json.loads(no_face.read_text()) if no_face.is_file() else None),
-            "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None)}
+            "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None),
+            "face-model": face_model_block(*(json.loads(p.read_text()) if p.is_file() else None for p in (
+                reports_dir / "descriptor-port.json", reports_dir / "face-finding.json",
+                reports_dir / "wild-confirm.json")))}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
