@@ -200,16 +200,16 @@ def main(argv=None) -> int:
         for set_name, paths in sets.items():
             detect = set_name == "in-the-wild-dev"
             flag = " --detect-faces" if detect else ""
-            sides = {f"gfr{flag} ({impl})": gfr_side(model, paths, detect) for impl, model in loaded.items()}
+            models = {f"gfr{flag} ({impl})": model for impl, model in loaded.items()}
+            sides = {name: gfr_side(model, paths, detect) for name, model in models.items()}
             sides["peer"] = peer_side(paths)
-            for name, side in sides.items():  # warm-up: tracing, model loading, first detections (untimed)
+            for name in sides:  # warm-up: tracing, model loading, first detections (untimed)
                 print(f"  warm-up {set_name}: {name}", flush=True)
                 if name == "peer":
                     for path in paths[:8]:
                         peer.classify_image(predictor, decode(path, None))
                 else:
-                    list(predict.stream(loaded[name[name.index("(") + 1:-1]], paths[:args.batch_size], detect,
-                                        args.batch_size))
+                    list(predict.stream(models[name], paths[:args.batch_size], detect, args.batch_size))
             timings = rotating(sides, repeats)
             ips = {name: [len(paths) / s for s in timings[name]["runs_s"]] for name in sides}
             gfr_names = [n for n in sides if n != "peer"]

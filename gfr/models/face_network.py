@@ -14,6 +14,7 @@ The converted model is cached once per model file, keyed by its SHA-256 (`cached
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -35,8 +36,10 @@ def _keras():
     return keras
 
 
+@functools.lru_cache(maxsize=1)
 def zero_fill_add_layer():
-    """The Keras layer class of dlib's add_prev: zero-fill both inputs to the larger shape, then add."""
+    """The Keras layer class of dlib's add_prev (defined, and registered for loading, on first use): zero-fill both
+    inputs to the larger shape, then add."""
     keras = _keras()
 
     @keras.saving.register_keras_serializable(package="gfr")
@@ -58,16 +61,6 @@ def zero_fill_add_layer():
             return fill(a) + fill(b)
 
     return ZeroFillAdd
-
-
-_ZERO_FILL_ADD = None
-
-
-def _zero_fill_add(name: str):
-    global _ZERO_FILL_ADD
-    if _ZERO_FILL_ADD is None:
-        _ZERO_FILL_ADD = zero_fill_add_layer()
-    return _ZERO_FILL_ADD(name=name)
 
 
 def _padding(layer: dlib_file.Layer) -> str:
@@ -129,7 +122,7 @@ def build(layers: list[dlib_file.Layer], name: str = NAME):
             skip = keras.layers.AveragePooling2D(layer.settings["size"], layer.settings["stride"],
                                                  padding=_padding(layer), name=named("skip_pool"))(block_input)
         elif kind == "add_prev":
-            x = _zero_fill_add(named("add"))([x, skip if skip is not None else block_input])
+            x = zero_fill_add_layer()(name=named("add"))([x, skip if skip is not None else block_input])
             skip = None
         elif kind == "fc":
             if layer.settings["bias_mode"] != 1:
@@ -165,7 +158,7 @@ def cached_model_path(dat_path: str | os.PathLike, sha256: str | None = None) ->
 def load(dat_path: str | os.PathLike, sha256: str | None = None):
     """The descriptor network with the weights of dlib's `dat_path`: converted once, then loaded from the cache."""
     keras = _keras()
-    _zero_fill_add("registration")  # registers the custom layer class for deserialization
+    zero_fill_add_layer()  # the custom layer class, registered for deserialization
     path = cached_model_path(dat_path, sha256)
     try:
         return keras.saving.load_model(path, compile=False)
