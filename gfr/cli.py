@@ -113,7 +113,12 @@ def add_predict(sub) -> None:
                                    "printed (and written to --csv) as they come, memory stays bounded whatever the "
                                    "number of images. Folders are walked recursively (hidden entries left out). An "
                                    "unreadable image gives a row labelled 'error' and the job goes on; the exit status "
-                                   "is then 1 (2 for a mistake that stops it before any image).")
+                                   "is then 1 (2 for a mistake that stops it before any image). No face, no gender: "
+                                   "without --detect-faces each image is taken as a CelebA-style face crop and must "
+                                   "pass a face-crop check (dlib's face detector finds a face where CelebA's frame puts "
+                                   "it); with --detect-faces a face must be found. An image that fails gets one row "
+                                   "labelled 'no face found' with an empty p_male (not an error: the exit status is "
+                                   "unchanged), unless --no-face whole-image.")
     p.add_argument("--run", default="chosen",
                    help="a run folder, e.g. reports/runs/ResNet50-it3, or 'chosen': the run marked chosen in "
                         "reports/results.csv (default: %(default)s)")
