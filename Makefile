@@ -132,6 +132,10 @@ results: reports/results.csv ## collect reports/results.csv from the runs (a run
 peer: $(SPLIT) ## run the peer baseline (needs `make setup PEERS=1`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer
 
+reports/00_results.ipynb: notebooks/00_results.py reports/results.csv $(GFR_SRC) $(wildcard reports/peer/* reports/verify.csv \
+  reports/wild-confirm.json benchmarks/results/predict-cpu.json)
+	$(RUN_NOTEBOOK) notebooks/00_results.py $@
+
 reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/03_evaluate.py $@
 
@@ -158,7 +162,7 @@ confirm: reports/results.csv ## score the chosen run and the peer once on $$GFR_
 	$(PY) -m gfr wild --wild-dir "$(GFR_CONFIRM_DIR)" --runs chosen --peer --out reports/wild-confirm \
 	  --summary reports/wild-confirm.json --no-face-summary reports/wild-confirm-no-face.json
 
-report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
+report: sweep reports/results.csv reports/00_results.ipynb reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
 	$(PY) -m gfr report --notebooks reports --out-dir reports
 	$(PY) -m gfr docs
 

@@ -82,6 +82,8 @@ def prepare(out: Path) -> None:
     files.write_csv(out / "verify.csv", verify.compare(runs, runs))  # a verify table: the saved runs against themselves
     wild_dir = wild_predictions(runs, out)
     parameters = {
+        "00_results": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv"),
+                       "confirm_summary": str(out / "no-confirm.json"), "predict_benchmark": str(out / "no-bench.json")},
         "01_data": {**common, "data_dir": str(data), "manifest": manifest, "sample_faces": 4},
         "02_train": {**common, "backbone": "ResNet50", "iteration": 1, "data_dir": str(data), "manifest": manifest,
                      "runs_dir": runs, "cache_dir": str(out / "cache")},

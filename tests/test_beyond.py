@@ -87,13 +87,15 @@ def test_confirm_verdicts_say_met_missed_and_point_estimates():
         {"model": "peer", "source": "utk", "n": 100, "accuracy": 0.94, "ci_low": 0.88, "ci_high": 0.97},
         {"model": "peer", "source": "all", "n": 200, "accuracy": 0.92, "ci_low": 0.88, "ci_high": 0.95}]}
     lines = beyond.confirm_verdicts(summary)
-    assert "**met** (the interval's lower bound lies below it)" in lines[0]
-    assert lines[1].startswith("lfw") and "**above the peer, significant**" in lines[1]
-    assert lines[2].startswith("utk") and "point estimate only" in lines[2]
+    assert "**met as a point estimate only (the 95% interval reaches below the target)**" in lines[0]
+    assert "above the peer on lfw" in lines[1] and "**better, significant**" in lines[1]
+    assert "on utk" in lines[2] and "**better as a point estimate only (not significant)**" in lines[2]
     summary["models"][2]["accuracy"] = 0.969
     summary["models"][1]["accuracy"] = 0.93
     lines = beyond.confirm_verdicts(summary)
-    assert "**missed**" in lines[0] and "**not above the peer**" in lines[2]
+    assert "**missed**" in lines[0] and "**not better**" in lines[2]
+    summary["models"][2].update(accuracy=0.98, ci_low=0.975)
+    assert "**met**." in beyond.confirm_verdicts(summary)[0]
     assert len(beyond.confirm_table(summary)) == 6
 
 

@@ -56,7 +56,7 @@ def minimal_notebook(path, text):
 
 
 def test_report_has_a_section_for_every_expected_run(tmp_path):
-    for name in ("01_data", "03_evaluate", "04_compare", "05_beyond_celeba"):
+    for name in ("00_results", "01_data", "03_evaluate", "04_compare", "05_beyond_celeba"):
         minimal_notebook(tmp_path / f"{name}.ipynb", f"# {name}")
     (tmp_path / "runs").mkdir()
     first = registry.expected_runs()[0]
@@ -66,6 +66,7 @@ def test_report_has_a_section_for_every_expected_run(tmp_path):
     not_run = [r for r in registry.expected_runs() if r != first]
     assert all(f"### {r.backbone}, iteration {r.iteration}" in text for r in not_run)
     assert text.count("**Not run**") == len(not_run)
+    assert report.cells[0].source == "# 00_results"  # results at a glance come first
     html = assemble.to_html(report)
     assert "1 + 1" not in html  # code is hidden in the report
 

@@ -76,16 +76,20 @@ def run_sections(runs_dir: Path) -> list:
     return cells
 
 
+FIRST_SECTIONS = ("00_results.ipynb", "01_data.ipynb")  # results at a glance, then data & setup; the runs follow
+
+
 def assemble(notebooks_dir: str | os.PathLike):
-    """One notebook: data & setup, a section per run, evaluation, summary."""
+    """One notebook: results at a glance, data & setup, a section per run, evaluation, summary."""
     import nbformat
 
     root = Path(notebooks_dir)
-    parts = [root / "01_data.ipynb"]
-    for path in parts + [root / name for name in LATER_SECTIONS]:
+    for path in [root / name for name in FIRST_SECTIONS + LATER_SECTIONS]:
         if not path.is_file():
             raise GfrError(f"executed notebook missing: {path} (run `make report`)")
-    report = _clean(nbformat.read(parts[0], as_version=4))
+    report = _clean(nbformat.read(root / FIRST_SECTIONS[0], as_version=4))
+    for name in FIRST_SECTIONS[1:]:
+        report.cells.extend(_clean(nbformat.read(root / name, as_version=4)).cells)
     report.cells.append(nbformat.v4.new_markdown_cell(PERFORMANCE_INTRO))
     report.cells.extend(run_sections(root / "runs"))
     for name in LATER_SECTIONS:

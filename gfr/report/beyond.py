@@ -112,28 +112,28 @@ def confirm_table(summary: dict) -> pd.DataFrame:
 CONFIRM_OVERALL_TARGET = 0.97  # issue 19: the chosen model on in-the-wild-confirm, overall
 
 
-def confirm_verdicts(summary: dict, peer_name: str = "peer") -> list[str]:
-    """One verdict per stated confirm target: >= 97.0% overall, and above the peer on each source (McNemar, Holm)."""
+def confirm_claims(summary: dict, peer_name: str = "peer") -> list[dict]:
+    """Each stated confirm target (>= 97.0% overall; above the peer on each source, McNemar with Holm) as claim,
+    measured and verdict."""
     table = pd.DataFrame(summary["models"])
-    ours = table[table.model != peer_name]
-    lines = []
-    for model, rows in ours.groupby("model", sort=False):
+    claims = []
+    for model, rows in table[table.model != peer_name].groupby("model", sort=False):
         overall = rows[rows.source == "all"].iloc[0]
-        met = overall.accuracy >= CONFIRM_OVERALL_TARGET
-        lines.append(f"{model}, overall {tables.pct_ci(overall.accuracy, overall.ci_low, overall.ci_high)} against "
-                     f"the target {CONFIRM_OVERALL_TARGET:.1%}: **{'met' if met else 'missed'}**"
-                     + (" (the interval's lower bound lies below it)" if met and overall.ci_low < CONFIRM_OVERALL_TARGET
-                        else "") + ".")
+        claims.append({"claim": f"{model} overall >= {CONFIRM_OVERALL_TARGET:.1%}",
+                       "measured": tables.pct_ci(overall.accuracy, overall.ci_low, overall.ci_high),
+                       "verdict": analysis.target_verdict(overall.accuracy, overall.ci_low, CONFIRM_OVERALL_TARGET)})
         for _, r in rows[rows.source != "all"].iterrows():
             peer = table[(table.model == peer_name) & (table.source == r.source)]
             if peer.empty:
                 continue
-            theirs = peer.iloc[0].accuracy
-            p = r.get("McNemar p (Holm)", np.nan)
-            above = r.accuracy > theirs
-            verdict = ("above the peer, significant" if above and p < analysis.ALPHA else
-                       "above the peer as a point estimate only (not significant)" if above else
-                       "not above the peer")
-            lines.append(f"{r.source}: {tables.pct(r.accuracy)} vs the peer's {tables.pct(theirs)} (McNemar p, Holm "
-                         f"{tables.p_value(p)}): **{verdict}**.")
-    return lines
+            theirs, p = peer.iloc[0].accuracy, r.get("McNemar p (Holm)", np.nan)
+            claims.append({"claim": f"{model} above the peer on {r.source}",
+                           "measured": f"{tables.pct(r.accuracy)} vs {tables.pct(theirs)} (McNemar p, Holm "
+                                       f"{tables.p_value(p)})",
+                           "verdict": analysis.better_verdict(r.accuracy, theirs, p)})
+    return claims
+
+
+def confirm_verdicts(summary: dict, peer_name: str = "peer") -> list[str]:
+    """`confirm_claims` as sentences."""
+    return [f"{c['claim']}: {c['measured']}: **{c['verdict']}**." for c in confirm_claims(summary, peer_name)]

@@ -69,6 +69,20 @@ NOISE_RULE = (f"A difference between two runs counts as larger than the noise on
               f"images. Where Welch's test is undefined (a run with one seed) the verdict is 'undetermined'.")
 
 
+def target_verdict(estimate: float, low: float, target: float) -> str:
+    """A stated 'at least `target`' against an estimate and the lower bound of its 95% interval."""
+    if estimate < target:
+        return "missed"
+    return "met" if low >= target else "met as a point estimate only (the 95% interval reaches below the target)"
+
+
+def better_verdict(ours: float, theirs: float, p: float) -> str:
+    """A 'better than' claim against its test's p-value (already corrected where several are made)."""
+    if ours <= theirs:
+        return "not better"
+    return "better, significant" if p < ALPHA else "better as a point estimate only (not significant)"
+
+
 def noise_table(runs_dir, runs: list[str]) -> pd.DataFrame:
     """Every pair of runs: accuracy difference over seeds, Welch's t-test and McNemar (raw and Holm-adjusted)."""
     rows = []

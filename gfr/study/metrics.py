@@ -117,6 +117,22 @@ def seed_mean_ci(values, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
+SAMPLING_RESAMPLES = 10_000
+SAMPLING_SEED = 0  # the bootstrap's own seed: the same interval on every rerun
+
+
+def test_sampling_ci(correct, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap (BCa, scipy) interval of the seed-mean accuracy over the test images: rows of `correct` are images,
+    columns seeds; the images are resampled, the training seeds held fixed (what another test draw could give)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    per_image = correct.reshape(len(correct), -1).mean(axis=1)
+    if len(per_image) < 2 or per_image.min() == per_image.max():  # no spread to resample: the estimate itself
+        return float(per_image.mean()), float(per_image.mean())
+    res = stats.bootstrap((per_image,), np.mean, confidence_level=level, n_resamples=SAMPLING_RESAMPLES,
+                          random_state=np.random.default_rng(SAMPLING_SEED), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def holm(p_values) -> np.ndarray:
     """Holm-adjusted p-values (statsmodels' multipletests); NaN entries stay NaN and are not counted."""
     from statsmodels.stats.multitest import multipletests

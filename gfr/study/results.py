@@ -6,10 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gfr import files
-from gfr.study import analysis, artefacts, published
+from gfr.study import analysis, artefacts, metrics, published
 from gfr.study.registry import RunId, expected_runs, run_order
 
 NOT_RUN = "not run"
@@ -19,7 +20,7 @@ COLUMNS = [
     "train_accuracy", "train_loss", "val_accuracy", "val_loss",
     "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_roc_auc",
     "val_accuracy_seed_mean", "val_accuracy_seed_std", "test_accuracy_seed_mean", "test_accuracy_seed_std",
-    "test_accuracy_seed_ci_low", "test_accuracy_seed_ci_high", "n_seeds",
+    "test_accuracy_seed_ci_low", "test_accuracy_seed_ci_high", "test_sampling_ci_low", "test_sampling_ci_high", "n_seeds",
     "inference_s", "images_per_s", "original_test_accuracy", "weights_origin", "hardware_id", "chosen",
 ]
 
@@ -53,6 +54,15 @@ def row(record: dict) -> dict:
     return out
 
 
+def test_sampling(run_dir: str | os.PathLike) -> dict:
+    """The test-sampling interval of a finished run's seed-mean test accuracy (metrics.test_sampling_ci), from its
+    saved test predictions of every seed."""
+    pred = artefacts.test_predictions(run_dir)
+    correct = np.column_stack([metrics.is_correct(pred[c], pred.label) for c in pred.columns if c.startswith("prob_seed")])
+    low, high = metrics.test_sampling_ci(correct)
+    return {"test_sampling_ci_low": low, "test_sampling_ci_high": high}
+
+
 def records(runs_dir: str | os.PathLike) -> list[dict]:
     """Every run manifest under runs_dir."""
     return [json.loads(p.read_text()) for p in Path(runs_dir).glob(f"*/{artefacts.MANIFEST}")]
@@ -77,6 +87,9 @@ def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> p
     A run whose last execution failed shows as failed; an expected run with no manifest as "not run"."""
     failed = failures(runs_dir)
     rows = {r["run"]: row(r) for r in records(runs_dir) if r["run"] not in failed}
+    for name, r in rows.items():
+        if r["status"] == "ok":
+            r.update(test_sampling(Path(runs_dir) / name))
     rows.update({name: placeholder_row(name, "failed", error) for name, error in failed.items()})
     expected = [r.name for r in expected_runs()] if expected is None else expected
     for name in expected:
