@@ -28,6 +28,7 @@ cache_dir = None
 face_locate = "reports/face-locate.json"  # written by benchmarks/face_locate.py
 descriptor_port = "reports/descriptor-port.json"  # written by benchmarks/descriptor_port.py
 face_finding = "reports/face-finding.json"  # written by benchmarks/face_finding.py
+flip_averaging = "reports/flip-averaging.json"  # written by benchmarks/flip_averaging.py
 confirm = "reports/wild-confirm.json"  # written once by `make confirm` (in-the-wild-confirm)
 ensemble_runs = None               # None: gfr.study.ensemble.MEMBERS (fixed beforehand)
 
@@ -69,6 +70,11 @@ display(Markdown(face_descriptor.PROVENANCE))
 # %%
 if Path(descriptor_port).is_file():
     display(beyond.port_table(json.loads(Path(descriptor_port).read_text())))
+if Path(flip_averaging).is_file():
+    flip = json.loads(Path(flip_averaging).read_text())
+    display(Markdown("**Flip averaging at test time**, a declared option of the face runs: P(male) averaged over the "
+                     f"image and its mirror. {flip['rule'][0].upper() + flip['rule'][1:]}."))
+    display(beyond.flip_table(flip))
 if Path(face_finding).is_file():
     finding = json.loads(Path(face_finding).read_text())
     display(pd.DataFrame({f: {"accuracy": v["accuracy"], **{f"accuracy, {s}": a for s, a in v["by_source"].items()},

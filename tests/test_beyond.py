@@ -111,3 +111,15 @@ def test_port_table_states_each_measure_against_its_target():
     assert "(target <= 0.001)" in table.loc["largest abs(port - dlib) over every descriptor component", "value"]
     assert port["met"] and port["max_abs_diff"] <= 1e-3 and port["min_cosine"] >= 0.99999
     assert port["heads"]["met"] and "target >= 99.9%" in table.loc["same label on the test images, worst seed", "value"]
+
+
+def test_flip_table_shows_validation_deciding_and_test_for_the_record():
+    from gfr.report import beyond
+
+    flip = {"rule": "r", "runs": {"A-it3": {"head": "reported seed 1", "adopted": False,
+                                            "val": {"plain": 0.975, "flip-averaged": 0.976, "mcnemar_p": 1.0},
+                                            "test": {"plain": 0.98, "flip-averaged": 0.983}}}}
+    table = beyond.flip_table(flip)
+    assert table.loc["A-it3", "validation, flip-averaged"] == "97.60%"
+    assert table.loc["A-it3", "adopted by the rule"] == "no"
+    assert table.loc["A-it3", "test, flip-averaged (chooses nothing)"] == "98.30%"

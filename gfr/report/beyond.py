@@ -103,6 +103,17 @@ def port_table(port: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "value"]).set_index("measure")
 
 
+def flip_table(flip: dict) -> pd.DataFrame:
+    """benchmarks/flip_averaging.py's measure of flip averaging at test time (reports/flip-averaging.json): per face
+    run, validation (which decides) and test (which does not) accuracy plain and flip-averaged, and the rule's call."""
+    rows = [{"run": name, "validation, plain": r["val"]["plain"], "validation, flip-averaged": r["val"]["flip-averaged"],
+                   "McNemar p (validation)": r["val"]["mcnemar_p"], "adopted by the rule": "yes" if r["adopted"] else "no",
+                   "test, plain (chooses nothing)": r["test"]["plain"],
+                   "test, flip-averaged (chooses nothing)": r["test"]["flip-averaged"], "head": r["head"]}
+            for name, r in flip["runs"].items()]
+    return tables.readable(pd.DataFrame(rows)).set_index("run")
+
+
 def confirm_table(summary: dict) -> pd.DataFrame:
     """The in-the-wild-confirm scores (the chosen run and the peer, scored once) per source, from `gfr wild`'s
     summary (reports/wild-confirm.json)."""

@@ -231,9 +231,10 @@ def load_benchmark_tables():
     return sys.modules[name]
 
 
-def face_model_block(port: dict | None, finding: dict | None, confirm: dict | None) -> str:
+def face_model_block(port: dict | None, finding: dict | None, confirm: dict | None, flip: dict | None = None) -> str:
     """README's face model: the Keras port against dlib's network (reports/descriptor-port.json), how faces are
-    found (reports/face-finding.json), and in-the-wild-confirm scored once (reports/wild-confirm.json)."""
+    found (reports/face-finding.json), flip averaging (reports/flip-averaging.json), and in-the-wild-confirm scored
+    once (reports/wild-confirm.json)."""
     from gfr.report import beyond
 
     lines = []
@@ -248,6 +249,14 @@ def face_model_block(port: dict | None, finding: dict | None, confirm: dict | No
                      + "; ".join(f"{name} {tables.pct(v['accuracy'], 2)}, {v['photos_per_s']:.1f} photos framed/s"
                                  for name, v in f.items())
                      + f" (McNemar p {finding['mcnemar_p']:.2g}; framing timed side by side).")
+    if flip:
+        adopted = [name for name, r in flip["runs"].items() if r["adopted"]]
+        lines.append(f"* Flip averaging at test time (`benchmarks/flip_averaging.py`, [`reports/flip-averaging.json`]"
+                     f"(reports/flip-averaging.json)), settled on validation by {flip['rule']}: adopted for "
+                     f"{', '.join(adopted) or 'no run'}; "
+                     + "; ".join(f"{name} validation {tables.pct(r['val']['plain'])} -> {tables.pct(r['val']['flip-averaged'])}"
+                                 f" (test, which chooses nothing: {tables.pct(r['test']['plain'])} -> "
+                                 f"{tables.pct(r['test']['flip-averaged'])})" for name, r in flip["runs"].items()) + ".")
     if confirm:
         lines += ["", "In-the-wild-confirm (1,200 photos that chose nothing), the chosen run and the peer scored once "
                   "(`make confirm`; Wilson 95% intervals, McNemar against the peer, Holm):", "",
@@ -273,7 +282,7 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
             "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None),
             "face-model": face_model_block(*(json.loads(p.read_text()) if p.is_file() else None for p in (
                 reports_dir / "descriptor-port.json", reports_dir / "face-finding.json",
-                reports_dir / "wild-confirm.json")))}
+                reports_dir / "wild-confirm.json", reports_dir / "flip-averaging.json")))}
 
 
 def documents(root: Path = PROJECT_ROOT) -> dict[Path, dict[str, str]]:
