@@ -31,13 +31,17 @@ def replace_block(text: str, name: str, content: str, where: str = "") -> str:
 
 def results_block(results: pd.DataFrame, peer_summary: dict | None) -> str:
     """README's results: the summary table, the chosen model and the peer, from results.csv and the peer JSON."""
-    lines = [tables.markdown(tables.summary(results)), ""]
+    from gfr.report import glance
+
+    lines = [tables.markdown(tables.summary(results)), "", glance.INTERVALS, ""]
     chosen = results[results.chosen.astype(str).str.lower() == "true"]
     if len(chosen):
         c = chosen.iloc[0]
         lines.append(f"* Chosen model (rule in the report's summary; validation only): **{c.run}**, test accuracy "
                      f"{tables.mean_spread(c.test_accuracy_seed_mean, c.test_accuracy_seed_std, c.n_seeds)} over seeds "
-                     f"(95% CI of the mean {tables.pct_range(c.test_accuracy_seed_ci_low, c.test_accuracy_seed_ci_high)}); "
+                     f"(seed 95% CI {tables.pct_range(c.test_accuracy_seed_ci_low, c.test_accuracy_seed_ci_high)}; "
+                     f"test-sampling 95% interval "
+                     f"{tables.pct_range(c.get('test_sampling_ci_low'), c.get('test_sampling_ci_high'))}); "
                      f"its reported head {tables.pct(c.test_accuracy)} "
                      f"(Wilson 95% CI {tables.pct_range(c.test_accuracy_ci_low, c.test_accuracy_ci_high)}).")
     counts = results.status.value_counts()
