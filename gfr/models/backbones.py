@@ -193,6 +193,19 @@ def _packaged_weights(backbone: Backbone) -> Path:
         raise WeightsUnavailable(f"{backbone.name}: {exc}") from None
 
 
+def weights_meaning(backbone: Backbone, spec: str | None) -> str:
+    """What a weights spec (imagenet | none | file | folder) means for `backbone`, in words, as `resolve_weights`
+    resolves it (run parameter tables; the file actually used is in the run's manifest)."""
+    if spec is None or str(spec).lower() in ("none", "random"):
+        return f"{spec}: random initialisation (tests only)"
+    if spec == "imagenet" and backbone.kind == "dlib":
+        return f"imagenet: for this backbone its own pretrained {backbone.weights_file} (identity-trained; no ImageNet)"
+    if spec == "imagenet":
+        names = " or ".join(f"`{name}`" for name in (backbone.weights_file, *backbone.alternate_files))
+        return f"imagenet: {names}, the first found in ${WEIGHTS_ENV}, else Keras's cache or download"
+    return f"the file {spec} (a folder: {backbone.weights_file} in it)"
+
+
 def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:
     """Turn a weights spec (imagenet | none | file | folder) into a concrete, hashed source.
 

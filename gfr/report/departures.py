@@ -27,18 +27,32 @@ WEIGHTS_KINDS = {
                        "Google's 2015-12-05 Inception-v3 ImageNet network (another training run than Keras's file), "
                        "built offline by ../shared/tools/imagenet-weights; gfr runs that exact network (mixed10's pool "
                        "branch a 3x3 max pool where Keras's InceptionV3 averages)"),
-    "keras": ("Keras's ImageNet file", "Keras's ImageNet weights (Keras's own file name)"),
+    "keras": ("ImageNet, Keras's file name", "ImageNet weights under Keras's own file name (whether the bytes are "
+                                            "Keras's download: the md5 check)"),
     "given": ("a file given by name", "a weights file given by name (weights=FILE)"),
+    "none": ("random weights", "random initialisation, asked for by name (weights=none: tests only)"),
 }
 
 
+def weights_provenance(backbone: backbones.Backbone, file_name: str) -> str:
+    """Where the weights file a run used comes from, in full."""
+    return WEIGHTS_KINDS[weights_kind(backbone, file_name)][1]
+
+
 def weights_kind(backbone: backbones.Backbone, file_name: str) -> str:
-    """Which of WEIGHTS_KINDS a weights file a run used is."""
+    """Which of WEIGHTS_KINDS a weights file a run used is ("none": random weights, asked for by name)."""
+    if file_name == "none":
+        return "none"
     if backbone.kind == "dlib":
         return "dlib"
     if file_name == backbones.INCEPTION_2015_FILE:
         return "inception-2015"
     return "keras" if file_name == backbone.weights_file else "given"
+
+
+def _file_of(record: dict) -> str:
+    """The name of the weights file a run used, "none" for random weights."""
+    return Path(record["weights_file"]).name if record.get("weights_file") else "none"
 
 
 def _md5(path: Path) -> str:
@@ -86,7 +100,7 @@ def backbone_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
     for b in backbones.REGISTRY.values():
         runs = by_backbone.get(b.name, [])
         ok = [r for r in runs if r["status"] == "ok"]
-        used = {(Path(r["weights_file"]).name, r["weights_sha256"]): r for r in ok if r.get("weights_file")}
+        used = {(_file_of(r), r.get("weights_sha256", "")): r for r in ok}
         row = {"backbone": b.name,
                "runs": f"{len(ok)} finished, {len(runs) - len(ok)} not" if runs else "none",
                "in the original": "yes" if b.name in published.BACKBONES else "no (added here)"}
@@ -94,7 +108,7 @@ def backbone_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
             row.update({
                 "weights used": "; ".join(f"`{name}`" for name, _ in used),
                 "sha256": "; ".join(sha[:12] for _, sha in used),
-                "origin": "; ".join(dict.fromkeys(WEIGHTS_KINDS[weights_kind(b, name)][1] for name, _ in used)),
+                "origin": "; ".join(dict.fromkeys(weights_provenance(b, name) for name, _ in used)),
                 "same bytes as Keras's download (md5)": "; ".join(keras_md5_check(b, r) for r in used.values())})
         else:
             row.update({"weights used": "none here (runs skipped)", "sha256": tables.DASH,
@@ -139,7 +153,7 @@ def departures_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
     from gfr.study.hardware import hardware_id
 
     here_weights = "; ".join(f"{name}: `{file}`" for name, file in sorted(
-        {(r["backbone"], Path(r["weights_file"]).name) for r in ok if r.get("weights_file")},
+        {(r["backbone"], _file_of(r)) for r in ok},
         key=lambda nf: backbones.BACKBONES.index(nf[0])))
     missing = sorted({r["backbone"] for r in records if r["status"] == "skipped"} - {r["backbone"] for r in ok},
                      key=backbones.BACKBONES.index)
@@ -169,7 +183,7 @@ def departures_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
 def against_original(runs_dir: str | os.PathLike) -> pd.DataFrame:
     """Every finished run with a published number: our test accuracy (seed mean, 95% CI) against the original's,
     whether our interval holds it, and the weights our run used (the original: Keras's files)."""
-    files = {r["run"]: Path(r.get("weights_file") or "").name for r in results.records(runs_dir)}
+    files = {r["run"]: _file_of(r) for r in results.records(runs_dir)}
     table = results.collect(runs_dir)
     rows = []
     for r in table[(table.status == "ok") & table.original_test_accuracy.notna()].itertuples():
