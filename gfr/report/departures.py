@@ -152,7 +152,7 @@ def departures_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
         raise GfrError(f"{runs_dir}: no run manifests: nothing to compare with the original")
     from gfr.study.hardware import hardware_id
 
-    here_weights = "; ".join(f"{name}: `{file}`" for name, file in sorted(
+    here_weights = "; ".join(f"{name}: " + ("random (weights=none)" if file == "none" else f"`{file}`") for name, file in sorted(
         {(r["backbone"], _file_of(r)) for r in ok},
         key=lambda nf: backbones.BACKBONES.index(nf[0])))
     missing = sorted({r["backbone"] for r in records if r["status"] == "skipped"} - {r["backbone"] for r in ok},
@@ -166,7 +166,7 @@ def departures_table(runs_dir: str | os.PathLike) -> pd.DataFrame:
         ("iterations", ", ".join(map(str, published.ITERATIONS)),
          ", ".join(map(str, sorted({r["iteration"] for r in records})))
          + f" ({', '.join(map(str, published.ITERATIONS))} as in the original; each defined in params/)"),
-        ("ImageNet weights", published.WEIGHTS, here_weights or "none"),
+        ("pretrained weights", published.WEIGHTS, here_weights or "none"),
         ("input the network sees", NOT_PUBLISHED + " beyond the iterations' image sizes",
          "; ".join(f"{kind}: {_input_seen([r for r in records if backbones.get(r['backbone']).kind == key])}"
                    for key, kind in (("keras", "ImageNet backbones"), ("dlib", "face descriptor"))
