@@ -16,8 +16,9 @@
 #
 # ## Overview
 # A reproduction, and extension, of a study that classified the gender of aligned CelebA faces with
-# frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over three
-# training "iterations", comparing test accuracy and inference time. We add ResNet50 and a face-domain backbone
+# frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over training
+# "iterations" (its cells are the "original write-up" column of the summary), comparing test accuracy and
+# inference time. We add ResNet50 and a face-domain backbone
 # (dlib's face descriptor) and iterations of our own (fine-tuning, photo-like augmentation), measure every model
 # on faces outside CelebA, repeat every head over several seeds (each run's count is in its table), give
 # confidence intervals, and analyse errors, calibration and a peer baseline.
