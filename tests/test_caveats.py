@@ -40,6 +40,7 @@ def test_sets_table_says_what_each_set_chose_and_how_small_it_is():
     assert table.loc["in-the-wild-confirm", "chose"].startswith("nothing")
     assert table.loc["CelebA test", "chosen run there (95% CI)"] == "75.0% (30.0–95.0)"  # the chosen run, A-it3
     assert table.loc["in-the-wild-confirm", "chosen run there (95% CI)"] == "85.0% (80.0–88.0)"
+    assert table.loc["in-the-wild-confirm", "interval width (points)"] == "8.0"
     assert table.loc["in-the-wild-dev", "per source"].startswith("lfw-grayscale 10: 90.0%")
 
 

@@ -23,6 +23,8 @@ def _set_row(name: str, n, chose: str, reads: str, rows: list[dict]) -> dict:
     return {"set": name, "images": n if n is not None else tables.DASH, "chose": chose, "its numbers are": reads,
             "chosen run there (95% CI)": tables.pct_ci(all_rows[0]["accuracy"], all_rows[0]["ci_low"],
                                                       all_rows[0]["ci_high"]) if all_rows else tables.DASH,
+            "interval width (points)": f"{100 * (all_rows[0]['ci_high'] - all_rows[0]['ci_low']):.1f}"
+            if all_rows else tables.DASH,
             "per source": "; ".join(f"{r['source']} {r['n']}: {tables.pct_ci(r['accuracy'], r['ci_low'], r['ci_high'])}"
                                     for r in per_source) or tables.DASH}
 
