@@ -23,7 +23,7 @@ def study(tmp_path):
     manifest(runs, "InceptionV3-it1", weights_file=inception, sha="a" * 64, accuracy=0.85)
     manifest(runs, "InceptionV3-it3", weights_file=inception, sha="a" * 64, input_size=(218, 178), native=True,
              accuracy=0.95)
-    manifest(runs, "ResNet50-it1", weights_file=resnet, sha="b" * 64)
+    manifest(runs, "ResNet50-it1", weights_file=resnet, sha=hashlib.sha256(resnet.read_bytes()).hexdigest())
     manifest(runs, "DlibFaceDescriptor-it3", weights_file=tmp_path / "dlib_face_recognition_resnet_model_v1.dat",
              sha="c" * 64, input_size=(218, 178), native=True)
     for it in (1, 2):
@@ -72,9 +72,11 @@ def test_the_md5_check_says_yes_for_keras_bytes_and_when_the_file_is_gone(tmp_pa
     real = backbones.keras_download(b)
     monkeypatch.setattr(backbones, "keras_download", lambda _: backbones.KerasDownload(
         real.file, real.url, hashlib.md5(path.read_bytes()).hexdigest()))
-    assert departures.keras_md5_check(b, {"weights_file": str(path)}) == "yes"
+    record = {"weights_file": str(path), "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert departures.keras_md5_check(b, record) == "yes"
+    assert "no longer the run's file" in departures.keras_md5_check(b, {**record, "weights_sha256": "0" * 64})
     path.unlink()
-    assert departures.keras_md5_check(b, {"weights_file": str(path)}).startswith("not checked")
+    assert departures.keras_md5_check(b, record).startswith("not checked")
 
 
 def test_missing_weights_give_keras_file_md5_and_the_runs_that_then_run(study):

@@ -10,10 +10,11 @@ import pandas as pd
 
 from gfr.data import celeba
 from gfr.errors import GfrError
+from gfr.files import file_sha256
 from gfr.models import backbones
 from gfr.report import tables
 from gfr.study import published, results
-from gfr.study.registry import run_order
+from gfr.study.registry import RunId, run_order
 
 NOT_PUBLISHED = "not in the write-up"
 
@@ -55,28 +56,24 @@ def _file_of(record: dict) -> str:
     return Path(record["weights_file"]).name if record.get("weights_file") else "none"
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def keras_md5_check(backbone: backbones.Backbone, record: dict) -> str:
     """Whether the weights file a run used is byte for byte the file Keras downloads (md5 as Keras checks it), where
-    the file is here and still has the manifest's hash; '–' for dlib's descriptor and another architecture's file."""
+    the file is here and is still the run's (its manifest's sha256); '–' for a file not under Keras's name."""
     path = Path(record.get("weights_file") or "")
     if backbone.kind != "keras" or path.name != backbone.weights_file:
         return tables.DASH
     if not path.is_file():
         return f"not checked ({path} is not here)"
+    if file_sha256(path) != record.get("weights_sha256"):
+        return f"not checked ({path} is no longer the run's file: its sha256 differs)"
     expected = backbones.keras_download(backbone).md5
-    return "yes" if _md5(path) == expected else f"no: another copy under Keras's name (Keras's md5 {expected})"
+    with open(path, "rb") as handle:
+        same = hashlib.file_digest(handle, "md5").hexdigest() == expected
+    return "yes" if same else f"no: another copy under Keras's name (Keras's md5 {expected})"
 
 
 def _iterations(names) -> str:
-    its = sorted({int(n.rpartition("-it")[2]) for n in names})
+    its = sorted({RunId.parse(n).iteration for n in names})
     return ("iteration " if len(its) == 1 else "iterations ") + ", ".join(map(str, its))
 
 
