@@ -97,7 +97,7 @@ class Params:
     def description(self) -> str:
         """What the iteration does, in words generated from its parameters (never typed)."""
         h, w = self.image_size
-        size = f"native {h}x{w} (HxW) input, model input shape None x None" if self.native_input else f"{h}x{w} input"
+        size = f"CelebA's {h}x{w} (HxW) images, not resized" if self.native_input else f"images resized to {h}x{w}"
         text = f"{size}, {self.epochs} epochs"
         if self.finetune is not None:
             text += (f" (head warm-up), then the top block(s) fine-tuned for {self.finetune.epochs} epochs"

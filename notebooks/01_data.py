@@ -16,10 +16,12 @@
 #
 # ## Overview
 # A reproduction, and extension, of a study that classified the gender of aligned CelebA faces with
-# frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over three
-# training "iterations", comparing test accuracy and inference time. We add ResNet50 and a face-domain backbone
-# (dlib's face descriptor), measure every model on faces outside CelebA, repeat every head over
-# five seeds, give confidence intervals, and analyse errors, calibration and a peer baseline.
+# frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over training
+# "iterations" (its cells are the "original write-up" column of the summary), comparing test accuracy and
+# inference time. We add ResNet50 and a face-domain backbone
+# (dlib's face descriptor) and iterations of our own (fine-tuning, photo-like augmentation), measure every model
+# on faces outside CelebA, repeat every head over several seeds (each run's count is in its table), give
+# confidence intervals, and analyse errors, calibration and a peer baseline.
 # Every number below is computed by the code in this repository from the data; nothing is typed in.
 #
 # ## Goals
@@ -84,21 +86,24 @@ fig = plots.class_balance(frame)
 
 # %% [markdown]
 # ## Model Architecture
-# Each backbone is an ImageNet-pretrained Keras application without its classifier, every layer frozen
-# (BatchNorm in inference mode). Its own `preprocess_input` prepares the pixels. On top: global average
-# pooling -> Dense(relu) -> Dense(1, sigmoid) = P(male). Because the base is frozen and there is no
-# augmentation, its pooled output is the same every epoch: gfr computes it once per (backbone, input size,
-# weights hash, split) and trains the heads on the cached features. A test checks that this gives the same
-# predictions as the full frozen model.
+# Each ImageNet backbone is a Keras application without its classifier, every layer frozen (BatchNorm in
+# inference mode). Its own `preprocess_input` prepares the pixels. On top: global average pooling ->
+# Dense(relu) -> Dense(1, sigmoid) = P(male). Because the base is frozen, its pooled output of an image is the
+# same every epoch: gfr computes it once per (backbone, input size, weights hash, split; an augmented copy is an
+# image of its own) and trains the heads on the cached features. A test checks that this gives the same
+# predictions as the full frozen model. The fine-tuning iteration trains the backbone's top block(s) with the
+# head instead (its section says which layers).
 #
 # One face-domain backbone sits beside them: `DlibFaceDescriptor`, dlib's ResNet face descriptor (128-d, trained
 # for identity, CC0; provenance in "Beyond CelebA"). It takes CelebA's images at their own size, finds the 5
 # landmarks inside CelebA's measured face box (rather than a HOG detection: a face-detection setting, chosen on
-# in-the-wild-dev, see "Beyond CelebA") and describes dlib's 150x150 face chip; the same head trains on its cached
-# 128-d output (iteration 3 only: the iterations that resize or augment the images are for the ImageNet backbones).
+# in-the-wild-dev, see "Beyond CelebA") and describes dlib's aligned face chip (size in the table below); the same
+# head trains on its cached 128-d output, in the iterations that feed CelebA's own size (the Training table's
+# native ones; the report's departures list its runs).
 #
 # Sizes: Keras takes (height, width). The original write-up's "(178, 218)" is width x height; we feed the
-# images in their own orientation, 218 high x 178 wide, with the model input shape left at None x None.
+# images in their own orientation, 218 high x 178 wide; in the iterations that feed that size an ImageNet
+# backbone's model input shape is left at None x None. What each network sees, and the weights files it looks for:
 
 # %%
 analysis.architecture_table()

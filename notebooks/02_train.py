@@ -13,7 +13,8 @@
 
 # %% [markdown]
 # # One run: a backbone and an iteration
-# A frozen ImageNet backbone turns each face into a vector of pooled features; a small head learns
+# A frozen pretrained backbone (an ImageNet network, or dlib's face descriptor) turns each face into a vector of
+# features; a small head learns
 # P(male) from those vectors. This notebook shows the parameters, the data, the head being built, compiled and
 # fitted (Keras, on this page), its history, then the evaluation on the test split, and saves the run (head,
 # manifest, history, predictions) under `runs_dir`. `gfr.study.run` does the data and the bookkeeping (split,
@@ -31,14 +32,16 @@ cache_dir = None         # None: $GFR_CACHE_DIR or ~/.cache/gfr/features
 
 # %%
 import time
+from pathlib import Path
 
 import keras
 import pandas as pd
 from IPython.display import Markdown, display
 
+from gfr.models import backbones
 from gfr.models.head import build_head, fit_outcome, full_model, keep_best_epoch, seed_everything
 from gfr.paths import use_project_root
-from gfr.report import plots
+from gfr.report import departures, plots
 from gfr.study import run
 
 use_project_root()  # default paths are relative to the project root
@@ -52,12 +55,14 @@ pd.set_option("display.precision", 4)
 
 # %%
 params = run.notebook_params(iteration, weights, params_extra)
-display(Markdown(f"### {backbone}, iteration {iteration}: {params.description}"))
-pd.Series({"input (H x W)": "x".join(map(str, params.image_size)),
-           "model input shape": "None x None x 3" if params.native_input else "fixed",
-           "epochs": params.epochs, "head units": params.head.dense_units,
+net = backbones.get(backbone)
+seen = net.network_input(params.image_size, params.native_input)
+display(Markdown(f"### {backbone}, iteration {iteration}: {seen}\n\nIteration {iteration}: {params.description}."))
+pd.Series({"image fed (H x W)": "x".join(map(str, params.image_size)), "the network sees": seen,
+           "preprocessing": net.preprocessing, "epochs": params.epochs, "head units": params.head.dense_units,
            "learning rate": params.head.learning_rate, "batch size": params.head.batch_size,
-           "head seeds": ", ".join(map(str, params.head.seeds)), "weights": params.weights,
+           "head seeds": ", ".join(map(str, params.head.seeds)),
+           "weights": backbones.weights_meaning(net, params.weights),
            "fine-tuning": "yes" if params.finetune else "no"}, name="value").to_frame()
 
 # %% [markdown]
@@ -74,7 +79,9 @@ if prepared.skipped:
     display(Markdown(f"**Skipped.** {record['reason']}\n\nThe code path is the same as for the other "
                      "backbones: give the weights (Keras download, `GFR_WEIGHTS_DIR` or `weights=`) and rerun."))
     raise SystemExit(0)
-display(Markdown(f"Weights: {prepared.weights.origin} (sha256 `{prepared.weights.sha256[:12]}`); "
+used = Path(prepared.weights.path).name if prepared.weights.path else "none"
+display(Markdown(f"Weights: `{used}`, {departures.weights_provenance(net, used)} (sha256 "
+                 f"`{prepared.weights.sha256[:12]}`); "
                  f"{len(prepared.frame)} images: " + ", ".join(
                      f"{len(prepared.rows(s))} {s}" for s in ("train", "val", "test")) + "."))
 
@@ -140,7 +147,8 @@ fig = plots.training_curves(history, f"{prepared.name}: accuracy and loss per ep
 # %% [markdown]
 # ## The model `gfr predict` rebuilds
 # The frozen backbone and the reported head together: images -> backbone -> global average pooling -> head ->
-# P(male) (for a fine-tuned run, the backbone's top block(s) are the fine-tuned ones).
+# P(male) (dlib's descriptor: face chips -> its 128-d descriptor -> head; for a fine-tuned run, the backbone's top
+# block(s) are the fine-tuned ones).
 
 # %%
 extractor = None if tuned else prepared.build_extractor()

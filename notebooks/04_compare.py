@@ -19,6 +19,15 @@
 runs_dir = "reports/runs"
 peer_dir = "reports/peer"
 verify_table = "reports/verify.csv"  # written by `make verify`
+manifest = "reports/split.csv"
+data_dir = None                    # None: $GFR_DATA_DIR (identity_CelebA.txt and the data's README, where here)
+wild_dir = None                    # None: $GFR_WILD_DIR (in-the-wild-dev: its README's licence notices)
+confirm_dir = None                 # None: $GFR_CONFIRM_DIR (in-the-wild-confirm: its README)
+wild_summary = "reports/wild-summary.json"  # written by `gfr wild`
+confirm = "reports/wild-confirm.json"       # written once by `make confirm`
+face_finding = "reports/face-finding.json"  # written by benchmarks/face_finding.py
+face_locate = "reports/face-locate.json"    # written by benchmarks/face_locate.py
+face_check = "reports/face-check.json"      # written by benchmarks/face_check.py
 
 # %%
 import json
@@ -27,8 +36,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gfr.report import docs, tables
-from gfr.study import analysis, artefacts, metrics, peer, published, results, verify
+from gfr.data import split
+from gfr.errors import GfrError
+from gfr.models import backbones
+from gfr.report import caveats, departures, docs, tables
+from gfr.study import analysis, artefacts, identity, metrics, peer, published, results, verify
 from gfr.paths import use_project_root
 
 use_project_root()  # default paths are relative to the project root
@@ -61,14 +73,34 @@ if len(ok):
     fig = plots.accuracy_comparison(table)
 
 # %% [markdown]
+# ### Departures from the original
+# What each backbone ran with here, from the run manifests and the registry, against what the original write-up
+# records (`gfr.study.published`); then every cell the original published, against ours.
+
+# %%
+display(departures.departures_table(runs_dir))
+display(Markdown("Per backbone: the weights file each run used (sha256 from its manifest; whether its bytes are "
+                 "the file Keras downloads, by Keras's own md5), what the network sees and its preprocessing:"))
+display(departures.backbone_table(runs_dir))
+missing = departures.missing_weights(runs_dir)
+if len(missing):
+    display(Markdown(f"Weights missing here: put the file in `${backbones.WEIGHTS_ENV}` and the runs run "
+                     f"unchanged (`make report`); Keras checks the md5 shown (read from keras.applications):"))
+    display(missing)
+display(departures.against_original(runs_dir))
+
+# %% [markdown]
 # ### Which differences are larger than the noise?
 # Head seeds change the test accuracy by the spreads above. For each pair of finished runs, two tests, each
-# corrected for the number of pairs (Holm); the rule and both p-values are printed with every verdict.
+# corrected for the number of pairs (Holm); the rule and both p-values are printed with every verdict. Shown
+# here: the pairs with the chosen run (rule below); every pair is in the appendix.
 
 # %%
 display(Markdown(analysis.NOISE_RULE))
 noise = analysis.noise_table(runs_dir, list(ok.run)) if len(ok) > 1 else pd.DataFrame()
-noise.set_index(["run A", "run B"]) if len(noise) else noise
+if len(noise):
+    chosen_run = analysis.choose(table, runs_dir).run
+    display(noise[(noise["run A"] == chosen_run) | (noise["run B"] == chosen_run)].set_index(["run A", "run B"]))
 
 # %%
 if len(noise):
@@ -141,3 +173,40 @@ if peer_preds.is_file():
     display(Markdown(f"On the same {len(ours)} test images, {verdict}."))
 else:
     display(Markdown("The peer baseline has not been run here (`make peer`), so there is no head-to-head."))
+
+# %% [markdown]
+# ### Limitations
+# What the numbers above and in "Beyond CelebA" do not show. Each set the study uses, what it chose (a number
+# on a set that chose something is optimistic for that choice), and how wide the chosen run's interval is there:
+
+# %%
+def read_json(path):
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else None
+
+
+frame = split.read_manifest(manifest)
+display(caveats.sets_table(frame, table, *(read_json(p) for p in (wild_summary, confirm, face_finding, face_locate,
+                                                                   face_check))))
+try:
+    shared = identity.shared_test_images(frame, identity.identities(data_dir, frame.image_id))
+except GfrError:  # no data folder or no identity file here: the line says it is not measured
+    shared = None
+display(Markdown("\n".join(f"* {line}" for line in [
+    caveats.identity_line(shared, int((frame.split == "test").sum())), *caveats.machine_lines(runs_dir)])))
+
+# %% [markdown]
+# ### Data licences
+# The face images are never committed (`.gitignore`); each data set's notice, as its folder's README asks, kept
+# with this report:
+
+# %%
+caveats.notices_table(caveats.data_readmes(data_dir, wild_dir, confirm_dir))
+
+# %% [markdown]
+# ## Appendix: every pairwise comparison
+# All pairs of finished runs, with the columns and the rule of "Which differences are larger than the noise?".
+
+# %%
+if len(noise):
+    with pd.option_context("display.max_rows", None):
+        display(noise.set_index(["run A", "run B"]))

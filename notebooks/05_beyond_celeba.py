@@ -207,8 +207,8 @@ if chosen is not None:
 
 # %% [markdown]
 # ### In-the-wild-confirm: the chosen model and the peer, scored once
-# 1,200 more UTKFace and LFW photos, disjoint from in-the-wild-dev, that chose nothing: every setting above was
-# settled on CelebA validation or in-the-wild-dev. Targets: at least 97.0% overall and above the peer on each
+# More UTKFace and LFW photos (how many: the table's n), disjoint from in-the-wild-dev, that chose nothing: every
+# setting above was settled on CelebA validation or in-the-wild-dev. Targets: at least 97.0% overall and above the peer on each
 # source. McNemar's exact test against the peer on the same photos (Holm over the table); a difference that is
 # not significant is a point estimate only.
 

@@ -174,6 +174,35 @@ def edit_record(run_dir: Path, **change) -> None:
     path.write_text(json.dumps(record))
 
 
+FAKE_HARDWARE = {"cpu": "Test CPU", "cores": 2, "gpus": [], "keras_backend": "tensorflow"}
+
+
+def fake_manifest(runs_dir, name, status="ok", weights_file=None, sha="0" * 64, input_size=(128, 128), native=False,
+                  accuracy=0.85):
+    """A run manifest as gfr.study.run writes it, with the fields the report's departures, caveats and results read
+    (no head or predictions: for tables of runs, not for predicting)."""
+    from gfr.study import artefacts
+
+    backbone, _, iteration = name.rpartition("-it")
+    record = {"run": name, "backbone": backbone, "iteration": int(iteration), "status": status,
+              "input_size": list(input_size), "native_input": native, "hardware": FAKE_HARDWARE,
+              "params": {"epochs": 1, "head": {"seeds": [1]}}}
+    if status == "ok":
+        record.update(weights_file=str(weights_file) if weights_file else None, weights_sha256=sha,
+                      weights_origin="test", train_accuracy=0.9, train_loss=0.1, val_accuracy=0.9, val_loss=0.1,
+                      test={"accuracy": accuracy, "accuracy_ci_low": accuracy - 0.02, "accuracy_ci_high": accuracy + 0.02,
+                            "roc_auc": 0.9},
+                      seeds={"val_accuracy_mean": 0.9, "val_accuracy_std": 0.0, "test_accuracy_mean": accuracy,
+                             "test_accuracy_std": 0.001, "test_accuracy_ci_low": accuracy - 0.002,
+                             "test_accuracy_ci_high": accuracy + 0.002},
+                      inference={"median_s": 1.0, "images_per_s": 100.0, "load_average": [3.0, 3.0, 3.0]})
+    else:
+        record["reason"] = f"{backbone}: no ImageNet weights here"
+    (runs_dir / name).mkdir(parents=True, exist_ok=True)
+    artefacts.write_manifest(runs_dir / name, record)
+    return record
+
+
 def squeezed(markdown):
     """Markdown text (or a dict of it) with each table row's padding squeezed out, '| a | b |', to match rows by
     their cells whatever the column widths."""

@@ -89,7 +89,10 @@ def prepare(out: Path) -> None:
                      "runs_dir": runs, "cache_dir": str(out / "cache")},
         "03_evaluate": {"data_dir": str(data), "manifest": manifest, "runs_dir": runs, "peer_dir": peer,
                         "gallery_size": 4},
-        "04_compare": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv")},
+        "04_compare": {"runs_dir": runs, "peer_dir": peer, "verify_table": str(out / "verify.csv"),
+                       "manifest": manifest, "data_dir": str(data),
+                       **{name: str(out / f"no-{name}.json")  # the committed measurements are the real study's
+                          for name in ("wild_summary", "confirm", "face_finding", "face_locate", "face_check")}},
         "05_beyond_celeba": {"runs_dir": runs, "peer_dir": peer, "wild_predictions": wild_dir, "data_dir": str(data),
                              "manifest": manifest, "cache_dir": str(out / "cache"),
                              "face_locate": str(out / "no-face-locate.json"),

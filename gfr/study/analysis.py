@@ -12,7 +12,7 @@ import pandas as pd
 
 from gfr.data import celeba
 from gfr.models import backbones
-from gfr.params import PARAMS_DIR, known_iterations, load_params
+from gfr.params import NATIVE_SIZE, PARAMS_DIR, known_iterations, load_params
 from gfr.study import artefacts, metrics
 
 
@@ -40,11 +40,12 @@ def params_table(params_dir: str | os.PathLike = PARAMS_DIR, extra: list | None 
 
 
 def architecture_table() -> pd.DataFrame:
-    """The backbones of the registry: default input, pooled feature size, preprocessing, weights file."""
+    """The backbones of the registry: what the network sees at CelebA's size, pooled feature size, preprocessing,
+    the weights files looked for (the one each run used is in its manifest and the report's departures)."""
     return pd.DataFrame([
-        {"backbone": b.name, "ImageNet default input": "x".join(map(str, b.default_input_size)),
+        {"backbone": b.name, "at CelebA's size the network sees": b.network_input(NATIVE_SIZE, b.kind == "keras"),
          "pooled features": b.feature_dim, "preprocessing": b.preprocessing,
-         "weights file": b.weights_file}
+         "weights files looked for": " or ".join((b.weights_file, *b.alternate_files))}
         for b in backbones.REGISTRY.values()
     ]).set_index("backbone")
 

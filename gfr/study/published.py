@@ -6,6 +6,11 @@ TEST_ACCURACY = {
     ("InceptionV3", 1): 89.7, ("InceptionV3", 2): 88.0, ("InceptionV3", 3): 90.1,
     ("InceptionResNetV2", 1): 90.0, ("InceptionResNetV2", 2): 88.4, ("InceptionResNetV2", 3): 93.7,
 }
+BACKBONES = tuple(dict.fromkeys(b for b, _ in TEST_ACCURACY))
+ITERATIONS = tuple(sorted({it for _, it in TEST_ACCURACY}))
+# Its set-up where known: a Keras study of keras.applications networks on CelebA's gender attribute.
+WEIGHTS = "keras.applications' ImageNet weights (weights='imagenet': the files Keras downloads)"
+LABELS = "CelebA's gender attribute (`Male`, its only one)"
 INFERENCE_TIME_RANGE_S = (6.88, 9.08)
 INFERENCE_HARDWARE = "NVIDIA RTX 3050"
 CHOSEN = ("InceptionResNetV2", 3)
