@@ -12,9 +12,8 @@
 # ---
 
 # %% [markdown]
-# # Face gender recognition by transfer learning on CelebA
-#
-# ## Overview
+# ## The study
+# ### Overview
 # A reproduction, and extension, of a study that classified the gender of aligned CelebA faces with
 # frozen ImageNet backbones (VGG16, InceptionV3, InceptionResNetV2) and a small trainable head, over training
 # "iterations" (its cells are the "original write-up" column of the summary), comparing test accuracy and
@@ -24,7 +23,7 @@
 # confidence intervals, and analyse errors, calibration and a peer baseline.
 # Every number below is computed by the code in this repository from the data; nothing is typed in.
 #
-# ## Goals
+# ### Goals
 # 1. Train gender classifiers on top of frozen pretrained backbones.
 # 2. Compare backbones and training iterations on test accuracy and inference time.
 # 3. Choose a model, on the validation split, and say why.

@@ -130,7 +130,8 @@ display(Markdown(
     f"{int(best.n_seeds)} seeds). " + (f"Cheaper runs within its noise: {ties}; by the tie rule the chosen model is "
     f"**{chosen.run}**." if ties else f"No cheaper run is within its noise: the chosen model is **{chosen.run}**.")
     + f"\n\nIts test accuracy: {tables.mean_spread(chosen.test_accuracy_seed_mean, chosen.test_accuracy_seed_std, chosen.n_seeds)} "
-    f"over seeds (95% CI of the mean {tables.pct_range(chosen.test_accuracy_seed_ci_low, chosen.test_accuracy_seed_ci_high)}); "
+    f"over seeds (seed 95% CI {tables.pct_range(chosen.test_accuracy_seed_ci_low, chosen.test_accuracy_seed_ci_high)}; "
+    f"test-sampling 95% interval {tables.pct_range(chosen.test_sampling_ci_low, chosen.test_sampling_ci_high)}); "
     f"the reported head alone {chosen.test_accuracy:.2%} (Wilson 95% CI {tables.pct_range(chosen.test_accuracy_ci_low, chosen.test_accuracy_ci_high)}); "
     f"{chosen.images_per_s:.0f} images/s end to end. The original chose {published.CHOSEN[0]} iteration "
     f"{published.CHOSEN[1]} ({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
