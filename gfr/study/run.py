@@ -26,6 +26,7 @@ from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_prob
 from gfr.params import Params, load_params
 from gfr.paths import RUNS_DIR
 from gfr.study import artefacts, hardware, timing
+from gfr.study.inputs import RECORDED_AT_RUN, images_part, run_inputs, weights_part
 from gfr.study.registry import RunId
 
 
@@ -76,8 +77,8 @@ class PreparedRun:
         return backbones.build_extractor(self.backbone, p.image_size, p.native_input, self.weights, p.seed)
 
 
-def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path) -> dict:
-    """The fields every run manifest carries, whatever its outcome."""
+def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path, inputs: dict) -> dict:
+    """The fields every run manifest carries, whatever its outcome (`inputs`: what it is made from, by content)."""
     return {
         "run": run.name,
         "backbone": backbone.name,
@@ -86,11 +87,13 @@ def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manife
         "params": params.as_dict(),
         "params_files": list(params.sources),
         "split_manifest": str(manifest_path),
-        "split_manifest_sha256": split.manifest_hash(manifest_path),
+        "split_manifest_sha256": inputs["parts"]["split_manifest"],
         "input_size": list(params.image_size),
         "native_input": params.native_input,
         "preprocessing": backbone.preprocessing,
         "hardware": hardware.describe(),
+        "inputs": inputs,
+        "inputs_recorded": RECORDED_AT_RUN,
     }
 
 
@@ -109,18 +112,21 @@ def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike 
     backbone = backbones.get(backbone_name)
     params = params or load_params(iteration)
     run = RunId(backbone.name, iteration)
-    prepared = PreparedRun(run, backbone, params, celeba.data_dir(data_dir), split.read_manifest(manifest_path),
-                           Path(runs_dir) / run.name, base_record(run, backbone, params, manifest_path),
-                           cache_dir=cache_dir, progress=progress)
+    root, frame = celeba.data_dir(data_dir), split.read_manifest(manifest_path)
     if forget_result:
-        (prepared.run_dir / artefacts.MANIFEST).unlink(missing_ok=True)  # a rerun killed midway leaves no old numbers
+        # a rerun killed midway leaves no old numbers
+        (Path(runs_dir) / run.name / artefacts.MANIFEST).unlink(missing_ok=True)
     try:
-        prepared.weights = backbones.resolve_weights(backbone, params.weights)
+        weights, skipped_reason = backbones.resolve_weights(backbone, params.weights), ""
     except WeightsUnavailable as exc:
-        prepared.skipped_reason = str(exc)
-        return prepared
-    prepared.record.update(weights_file=prepared.weights.path, weights_sha256=prepared.weights.sha256,
-                           weights_origin=prepared.weights.origin)
+        weights, skipped_reason = None, str(exc)
+    inputs = run_inputs(params, split.manifest_hash(manifest_path),
+                        images_part(root / celeba.IMAGES_DIR, list(frame.image_id)), weights_part(weights, skipped_reason))
+    prepared = PreparedRun(run, backbone, params, root, frame, Path(runs_dir) / run.name,
+                           base_record(run, backbone, params, manifest_path, inputs), weights, skipped_reason,
+                           cache_dir=cache_dir, progress=progress)
+    if weights is not None:
+        prepared.record.update(weights_file=weights.path, weights_sha256=weights.sha256, weights_origin=weights.origin)
     return prepared
 
 
