@@ -220,7 +220,7 @@ class Today:
         if name not in self._products:
             p = PRODUCTS[name]
             matched = sorted({Path(m) for pattern in p.files for m in glob.glob(str(self.root / pattern))
-                              if Path(m).is_file()})
+                              if Path(m).is_file() and not m.endswith(artefacts.FAILED_SUFFIX)})
             parts = {
                 "code": files_part(PROJECT_ROOT / s for s in source_files(*p.code)),
                 "files": files_part(matched),
