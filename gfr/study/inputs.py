@@ -73,7 +73,7 @@ PRODUCTS = {
                                 data=(celeba.IDENTITY_FILE, SPLIT_IMAGES), runs=True, uses=("wild",)),
     "report": Product("reports/report.html", code=("gfr.report.assemble",), files=("reports/0*.ipynb",), runs=True,
                       after=("01_data", "03_evaluate", "04_compare", "05_beyond_celeba")),
-    # "timing": Product("reports/timing.json", code=("gfr.study.timing",), runs=True),
+    # "timing": Product("reports/timing.json", code=("gfr.study.timing",), runs=True),  # + its Makefile rule
 }
 
 
