@@ -77,8 +77,8 @@ class PreparedRun:
         return backbones.build_extractor(self.backbone, p.image_size, p.native_input, self.weights, p.seed)
 
 
-def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path, inputs: dict) -> dict:
-    """The fields every run manifest carries, whatever its outcome (`inputs`: what it is made from, by content)."""
+def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path) -> dict:
+    """The fields every run manifest carries, whatever its outcome (and `inputs`, added as it is saved)."""
     return {
         "run": run.name,
         "backbone": backbone.name,
@@ -87,14 +87,21 @@ def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manife
         "params": params.as_dict(),
         "params_files": list(params.sources),
         "split_manifest": str(manifest_path),
-        "split_manifest_sha256": inputs["parts"]["split_manifest"],
+        "split_manifest_sha256": split.manifest_hash(manifest_path),
         "input_size": list(params.image_size),
         "native_input": params.native_input,
         "preprocessing": backbone.preprocessing,
         "hardware": hardware.describe(),
-        "inputs": inputs,
-        "inputs_recorded": RECORDED_AT_RUN,
     }
+
+
+def with_inputs(prepared: PreparedRun) -> dict:
+    """The run's record with its inputs by content (gfr.study.inputs: params files, code, split, weights, images),
+    hashed as the run is saved, not before it starts (its images are read for its features first)."""
+    images = images_part(prepared.data_root / celeba.IMAGES_DIR, list(prepared.frame.image_id))
+    inputs = run_inputs(prepared.params, prepared.record["split_manifest_sha256"], images,
+                        weights_part(prepared.weights, prepared.skipped_reason))
+    return {**prepared.record, "inputs": inputs, "inputs_recorded": RECORDED_AT_RUN}
 
 
 def notebook_params(iteration: int, weights: str | None = None, params_extra=()) -> Params:
@@ -112,28 +119,25 @@ def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike 
     backbone = backbones.get(backbone_name)
     params = params or load_params(iteration)
     run = RunId(backbone.name, iteration)
-    root, frame = celeba.data_dir(data_dir), split.read_manifest(manifest_path)
-    if forget_result:
-        # a rerun killed midway leaves no old numbers
-        (Path(runs_dir) / run.name / artefacts.MANIFEST).unlink(missing_ok=True)
-    try:
-        weights, skipped_reason = backbones.resolve_weights(backbone, params.weights), ""
-    except WeightsUnavailable as exc:
-        weights, skipped_reason = None, str(exc)
-    inputs = run_inputs(params, split.manifest_hash(manifest_path),
-                        images_part(root / celeba.IMAGES_DIR, list(frame.image_id)), weights_part(weights, skipped_reason))
-    prepared = PreparedRun(run, backbone, params, root, frame, Path(runs_dir) / run.name,
-                           base_record(run, backbone, params, manifest_path, inputs), weights, skipped_reason,
+    prepared = PreparedRun(run, backbone, params, celeba.data_dir(data_dir), split.read_manifest(manifest_path),
+                           Path(runs_dir) / run.name, base_record(run, backbone, params, manifest_path),
                            cache_dir=cache_dir, progress=progress)
-    if weights is not None:
-        prepared.record.update(weights_file=weights.path, weights_sha256=weights.sha256, weights_origin=weights.origin)
+    if forget_result:
+        (prepared.run_dir / artefacts.MANIFEST).unlink(missing_ok=True)  # a rerun killed midway leaves no old numbers
+    try:
+        prepared.weights = backbones.resolve_weights(backbone, params.weights)
+    except WeightsUnavailable as exc:
+        prepared.skipped_reason = str(exc)
+        return prepared
+    prepared.record.update(weights_file=prepared.weights.path, weights_sha256=prepared.weights.sha256,
+                           weights_origin=prepared.weights.origin)
     return prepared
 
 
 def save_skipped(prepared: PreparedRun) -> dict:
     """Record a run that cannot be done here (no weights), with the reason."""
     print(f"skipped {prepared.name}: {prepared.skipped_reason}", file=sys.stderr)
-    return artefacts.write_manifest(prepared.run_dir, {**prepared.record, "status": "skipped",
+    return artefacts.write_manifest(prepared.run_dir, {**with_inputs(prepared), "status": "skipped",
                                                        "reason": prepared.skipped_reason})
 
 
@@ -282,7 +286,8 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
                                 test_probs[artefacts.prob_column(reported.seed)])
     prepared.run_dir.mkdir(parents=True, exist_ok=True)
     head_sha = save_head(reported.head, prepared.run_dir / artefacts.HEAD_FILE)
-    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+    record = {**with_inputs(prepared), "feature_dim": prepared.backbone.feature_dim,
+              "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": prepared.params.head.dense_units,
               "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
     return artefacts.save_run(prepared.run_dir, record, seeds_rows, [history_frame(prepared, fits)],
@@ -308,7 +313,8 @@ def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: list
     head_sha = save_head(reported.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
     with files.atomic_path(prepared.run_dir / artefacts.FINETUNED_FILE, suffix=".weights.h5") as tmp:
         finetune.save_trained(reported.model, tmp)
-    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+    record = {**with_inputs(prepared), "feature_dim": prepared.backbone.feature_dim,
+              "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": p.head.dense_units,
               "finetune_boundary": feats.boundary["layer"], "finetuned_file": artefacts.FINETUNED_FILE,
               "finetune_kept_epoch": reported.kept_epoch,
