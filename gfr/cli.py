@@ -243,8 +243,26 @@ def cmd_runs(args) -> int:
 
     if args.make:
         from gfr import files
+        from gfr.study import inputs
 
-        files.write_text_if_changed(args.make, registry.make_rules())
+        stamps_dir = Path(args.make).parent / "inputs"
+        lines = inputs.write_stamps(stamps_dir, finetune=not args.no_finetune, force=args.force)
+        files.write_text_if_changed(args.make, registry.make_rules(stamps_dir) + lines)
+        return 0
+    if args.adopt:
+        from gfr.study import inputs
+
+        print("\n".join(inputs.adopt()))
+        return 0
+    if args.record:
+        from gfr.study import inputs
+
+        inputs.record_product(args.record)
+        return 0
+    if args.why:
+        from gfr.study import inputs
+
+        print("\n".join(inputs.why(args.why)) or f"{args.why}: its inputs are those recorded")
         return 0
     if args.sources:
         print("\n".join(str(p) for p in registry.source_files()))
@@ -254,10 +272,27 @@ def cmd_runs(args) -> int:
 
 
 def add_runs(sub) -> None:
-    p = sub.add_parser("runs", help="list the study's runs (the registry), or write them as make rules")
-    p.add_argument("--no-finetune", action="store_true", help="leave out the fine-tuned run(s)")
+    p = sub.add_parser("runs", help="list the study's runs (the registry), or write them as make rules",
+                       description="Whether a run or a report product is stale is decided by the content of its "
+                                   "inputs, never by file times: see --make, --record and --adopt.")
+    p.add_argument("--no-finetune", action="store_true", help="leave out the fine-tuned run(s) (with --make: their "
+                                                              "staleness does not make the products stale)")
     p.add_argument("--sources", action="store_true", help="list the source files that can change a run's numbers")
-    p.add_argument("--make", metavar="FILE", help="write make rules for every run to FILE (rewritten only on change)")
+    p.add_argument("--make", metavar="FILE",
+                   help="write make rules for every run to FILE (rewritten only on change) and a stamp per run and "
+                        "product in FILE's folder/inputs/: holding the fingerprint of its inputs' contents, dated "
+                        "1970 when the recorded one matches (run manifest, reports/inputs.json), else now")
+    p.add_argument("--force", action="store_true", help="with --make: date every stamp now (everything reruns)")
+    p.add_argument("--record", metavar="PRODUCT",
+                   help="record a report product's inputs as of now (make does it after building it): "
+                        "reports/inputs.json, or the target itself for an uncommitted cache")
+    p.add_argument("--why", metavar="NAME", help="which parts of a run's or product's inputs differ from the recorded "
+                                                 "ones (a run or product may also be stale because of what it is "
+                                                 "made from, or be missing)")
+    p.add_argument("--adopt", action="store_true",
+                   help="record today's inputs in every committed run manifest and product that has none yet "
+                        "(marked 'adopted'; a recorded one is never replaced). This declares the committed numbers "
+                        "current for today's inputs without rerunning anything: `make verify` is the check")
     p.set_defaults(func=cmd_runs)
 
 

@@ -14,6 +14,7 @@ import yaml
 from gfr.errors import GfrError
 from gfr.paths import PARAMS_DIR
 
+OVERRIDES = "overrides"  # in Params.sources: values given besides the files (command-line options)
 NATIVE_SIZE = (218, 178)  # CelebA aligned images: height x width
 
 
@@ -267,7 +268,7 @@ def load_params(
     sources = [str(f) for f in files]
     if overrides:
         merged = _merge(merged, overrides)
-        sources.append("overrides")
+        sources.append(OVERRIDES)
     where = " + ".join(sources)
     params = _build(Params, merged, where)
     _check_values(params, where)

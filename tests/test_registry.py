@@ -44,9 +44,10 @@ def test_sources_are_derived_from_imports():
 
 
 def test_make_rules_name_every_run():
-    rules = registry.make_rules()
+    rules = registry.make_rules("build/inputs")
     for run in registry.expected_runs():
         assert f"reports/runs/{run.name}.ipynb: RUN_ARGS := -p backbone {run.backbone} -p iteration {run.iteration}" in rules
+        assert f"reports/runs/{run.name}.ipynb: build/inputs/{run.name}.stamp" in rules
     assert "FINETUNE_RUNS := ResNet50-it4" in rules
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from gfr.paths import PROJECT_ROOT, RUNS
 FINETUNE_BACKBONES = ("ResNet50", "DlibFaceDescriptor")
 # The module that executes a run: every gfr module it imports, directly or not, can change a run's numbers.
 RUN_MODULE = "gfr.study.run"
+# The module that records what a run is made from (gfr.study.inputs) cannot change its numbers: it is left out
+# (with what it imports), so that editing it does not make every run stale.
+RECORD_KEEPING = "gfr.study.inputs"
 # The notebook that executes one run (relative to the project root); each run is one executed copy of it.
 TRAIN_NOTEBOOK = Path("notebooks") / "02_train.py"
 
@@ -88,8 +92,13 @@ def _module_file(module: str) -> Path | None:
 
 def _imported_modules(path: Path, package: str) -> set[str]:
     """The gfr modules a source file imports (module-level or inside functions)."""
+    return _imports_of(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(path: str, mtime_ns: int) -> set[str]:  # each file parsed once per process while unchanged
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(Path(path).read_text(), path)):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "gfr"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gfr":
@@ -98,21 +107,30 @@ def _imported_modules(path: Path, package: str) -> set[str]:
     return {m for m in found if _module_file(m)}
 
 
-def source_files(module: str = RUN_MODULE) -> list[Path]:
-    """The source files of `module` and of every gfr module it imports, directly or not (read, not imported)."""
-    seen, todo = set(), [module]
+def source_files(*starts: str | Path) -> list[Path]:
+    """The source files of each start (a gfr module name, by default the module that executes a run; or a source
+    file such as a notebook, itself included) and of every gfr module it imports, directly or not (read, not
+    imported); relative to the project root."""
+    seen, files, todo = set(), set(), []
+    for start in starts or (RUN_MODULE,):
+        if isinstance(start, Path):
+            files.add(start)
+            todo += sorted(_imported_modules(PROJECT_ROOT / start, "gfr"))
+        else:
+            todo.append(start)
     while todo:
         name = todo.pop()
         path = _module_file(name)
-        if name in seen or path is None:
+        if name in seen or path is None or name == RECORD_KEEPING:
             continue
         seen.add(name)
         todo += sorted(_imported_modules(path, "gfr"))
-    return sorted({_module_file(m).relative_to(PROJECT_ROOT) for m in seen})
+    return sorted(files | {_module_file(m).relative_to(PROJECT_ROOT) for m in seen})
 
 
-def make_rules(finetune_runs: bool = True) -> str:
-    """Make rules for the study's runs (included by the Makefile): run lists, sources, per-run prerequisites."""
+def make_rules(stamps_dir: str | os.PathLike) -> str:
+    """Make rules for the study's runs (included by the Makefile): run lists, sources, and each run's stamp
+    (`stamps_dir`/<run>.stamp, written by gfr.study.inputs: old when the run's inputs are unchanged) and parameters."""
     head = [r for r in expected_runs(False)]
     tuned = [r for r in expected_runs(True) if r not in head]
     lines = [
@@ -125,6 +143,6 @@ def make_rules(finetune_runs: bool = True) -> str:
     for r in head + tuned:
         target = f"{RUNS}/{r.name}.ipynb"
         args = " ".join(f"-p {name} {value}" for name, value in notebook_parameters(r).items())
-        lines.append(f"{target}: params/it{r.iteration}.yaml build/weights/{r.backbone}.json")
+        lines.append(f"{target}: {Path(stamps_dir) / r.name}.stamp")
         lines.append(f"{target}: RUN_ARGS := {args}")
     return "\n".join(lines) + "\n"

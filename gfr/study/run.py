@@ -26,6 +26,7 @@ from gfr.models.head import (HEAD_NAME, compile_binary, full_model, predict_prob
 from gfr.params import Params, load_params
 from gfr.paths import RUNS_DIR
 from gfr.study import artefacts, hardware, timing
+from gfr.study.inputs import RECORDED_AT_RUN, images_part, run_inputs, weights_part
 from gfr.study.registry import RunId
 
 
@@ -77,7 +78,7 @@ class PreparedRun:
 
 
 def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manifest_path) -> dict:
-    """The fields every run manifest carries, whatever its outcome."""
+    """The fields every run manifest carries, whatever its outcome (and `inputs`, added as it is saved)."""
     return {
         "run": run.name,
         "backbone": backbone.name,
@@ -92,6 +93,15 @@ def base_record(run: RunId, backbone: backbones.Backbone, params: Params, manife
         "preprocessing": backbone.preprocessing,
         "hardware": hardware.describe(),
     }
+
+
+def with_inputs(prepared: PreparedRun) -> dict:
+    """The run's record with its inputs by content (gfr.study.inputs: params files, code, split, weights, images),
+    hashed as the run is saved, not before it starts (its images are read for its features first)."""
+    images = images_part(prepared.data_root / celeba.IMAGES_DIR, list(prepared.frame.image_id))
+    inputs = run_inputs(prepared.params, prepared.record["split_manifest_sha256"], images,
+                        weights_part(prepared.weights, prepared.skipped_reason))
+    return {**prepared.record, "inputs": inputs, "inputs_recorded": RECORDED_AT_RUN}
 
 
 def notebook_params(iteration: int, weights: str | None = None, params_extra=()) -> Params:
@@ -127,7 +137,7 @@ def prepare_run(backbone_name: str, iteration: int, data_dir: str | os.PathLike 
 def save_skipped(prepared: PreparedRun) -> dict:
     """Record a run that cannot be done here (no weights), with the reason."""
     print(f"skipped {prepared.name}: {prepared.skipped_reason}", file=sys.stderr)
-    return artefacts.write_manifest(prepared.run_dir, {**prepared.record, "status": "skipped",
+    return artefacts.write_manifest(prepared.run_dir, {**with_inputs(prepared), "status": "skipped",
                                                        "reason": prepared.skipped_reason})
 
 
@@ -276,7 +286,8 @@ def finish_head_run(prepared: PreparedRun, feats: SplitFeatures, fits: list[Head
                                 test_probs[artefacts.prob_column(reported.seed)])
     prepared.run_dir.mkdir(parents=True, exist_ok=True)
     head_sha = save_head(reported.head, prepared.run_dir / artefacts.HEAD_FILE)
-    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+    record = {**with_inputs(prepared), "feature_dim": prepared.backbone.feature_dim,
+              "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": prepared.params.head.dense_units,
               "split_sizes": {s: int(len(prepared.rows(s))) for s in split.SPLITS}}
     return artefacts.save_run(prepared.run_dir, record, seeds_rows, [history_frame(prepared, fits)],
@@ -302,7 +313,8 @@ def finish_finetune_run(prepared: PreparedRun, feats: SplitFeatures, tuned: list
     head_sha = save_head(reported.model.get_layer(HEAD_NAME), prepared.run_dir / artefacts.HEAD_FILE)
     with files.atomic_path(prepared.run_dir / artefacts.FINETUNED_FILE, suffix=".weights.h5") as tmp:
         finetune.save_trained(reported.model, tmp)
-    record = {**prepared.record, "feature_dim": prepared.backbone.feature_dim, "feature_cache": feats.cache_info,
+    record = {**with_inputs(prepared), "feature_dim": prepared.backbone.feature_dim,
+              "feature_cache": feats.cache_info,
               "head_file": artefacts.HEAD_FILE, "head_units": p.head.dense_units,
               "finetune_boundary": feats.boundary["layer"], "finetuned_file": artefacts.FINETUNED_FILE,
               "finetune_kept_epoch": reported.kept_epoch,
