@@ -22,7 +22,7 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results peer wild confirm report verify docs clean-runs \
+.PHONY: help setup lock setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results timing peer wild confirm report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
@@ -74,7 +74,7 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval/*.ipynb
 
 # ---- the study ---------------------------------------------------------------------------------------
-STUDY_GOALS := report sweep runs finetune results verify wild reports/%
+STUDY_GOALS := report sweep runs finetune results timing verify wild reports/%
 ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
 # The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
 # FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
@@ -124,7 +124,14 @@ else
 	@$(MAKE) --no-print-directory -k runs; rc=$$?; $(PY) -m gfr results --strict && exit $$rc
 endif
 
-reports/results.csv: $(ALL_RUNS)
+# The inference times of results.csv, the report and the choice rule's tie-break: every finished run timed side
+# by side in one session (the sweep's own timings, taken under whatever load each run met, are diagnostics only).
+reports/timing.json: $(ALL_RUNS)
+	$(PY) -m gfr timing
+
+timing: reports/timing.json ## time every finished run's test-split prediction side by side (reports/timing.json)
+
+reports/results.csv: $(ALL_RUNS) reports/timing.json
 	$(PY) -m gfr results
 
 results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
@@ -132,10 +139,10 @@ results: reports/results.csv ## collect reports/results.csv from the runs (a run
 peer: $(SPLIT) ## run the peer baseline (needs `make setup PEERS=1`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer
 
-reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
+reports/03_evaluate.ipynb: notebooks/03_evaluate.py $(ALL_RUNS) reports/timing.json $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/03_evaluate.py $@
 
-reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*)
+reports/04_compare.ipynb: notebooks/04_compare.py $(ALL_RUNS) reports/timing.json $(GFR_SRC) $(wildcard reports/peer/*)
 	$(RUN_NOTEBOOK) notebooks/04_compare.py $@
 
 # In-the-wild predictions (a cache, not committed: it holds the photos' labels): every finished run and the peer
@@ -145,7 +152,7 @@ reports/wild/.done: $(ALL_RUNS) gfr/study/wild.py gfr/study/saved.py gfr/data/fa
 	$(PY) -m gfr wild --runs $(WILD_FRAMING_RUNS) --framings landmarks landmarks-hog box none
 	$(PY) -m gfr wild --peer && touch $@
 
-reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done $(ALL_RUNS) $(GFR_SRC) $(wildcard reports/peer/*) \
+reports/05_beyond_celeba.ipynb: notebooks/05_beyond_celeba.py reports/wild/.done $(ALL_RUNS) reports/timing.json $(GFR_SRC) $(wildcard reports/peer/*) \
   $(wildcard reports/face-locate.json)
 	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@
 
@@ -158,7 +165,7 @@ confirm: reports/results.csv ## score the chosen run and the peer once on $$GFR_
 	$(PY) -m gfr wild --wild-dir "$(GFR_CONFIRM_DIR)" --runs chosen --peer --out reports/wild-confirm \
 	  --summary reports/wild-confirm.json --no-face-summary reports/wild-confirm-no-face.json
 
-report: sweep reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
+report: sweep reports/timing.json reports/results.csv reports/01_data.ipynb reports/03_evaluate.ipynb reports/04_compare.ipynb reports/05_beyond_celeba.ipynb ## the whole chain: split, sweep, report.html + report.pdf, README's numbers
 	$(PY) -m gfr report --notebooks reports --out-dir reports
 	$(PY) -m gfr docs
 
