@@ -432,6 +432,35 @@ def add_results(sub) -> None:
     p.set_defaults(func=cmd_results)
 
 
+def cmd_timing(args) -> int:
+    from gfr.study import timing_pass
+
+    result = timing_pass.run_pass(args.runs_dir, args.data_dir, args.manifest, args.rounds, args.warmup, args.runs,
+                                  args.workers)
+    out = timing_pass.write(result, args.out or timing_pass.default_path(args.runs_dir))
+    print(timing_pass.summary_text(result))
+    print(f"wrote {out}")
+    return 0
+
+
+def add_timing(sub) -> None:
+    from gfr.study import timing_pass
+
+    p = sub.add_parser("timing", help="time every finished run's test-split prediction from JPEGs side by side "
+                                      "(reports/timing.json: what results.csv and the choice rule's tie-break use)",
+                       description=timing_pass.METHOD)
+    p.add_argument("--data-dir", default=None, help="CelebA-layout folder (default: $GFR_DATA_DIR)")
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST), help="split manifest (default: %(default)s)")
+    p.add_argument("--runs-dir", default=str(RUNS))
+    p.add_argument("--runs", nargs="+", metavar="RUN", help="only these runs (default: every finished run)")
+    p.add_argument("--rounds", type=int, default=timing_pass.MIN_ROUNDS,
+                   help=f"rounds, every run once in each (at least {timing_pass.MIN_ROUNDS}; default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up passes per run (default: %(default)s)")
+    p.add_argument("--workers", type=int, help="decode threads (default: gfr.data.images.iter_batches's)")
+    p.add_argument("--out", help="the JSON to write (default: timing.json beside the runs folder, reports/timing.json)")
+    p.set_defaults(func=cmd_timing)
+
+
 def cmd_report(args) -> int:
     from gfr.report import assemble
 
@@ -489,7 +518,7 @@ def add_peer(sub) -> None:
     p.add_argument("--out", default=str(REPORTS / "peer"))
     p.set_defaults(func=cmd_peer)
 COMMANDS = (add_split, add_run, add_predict, add_synth, add_weights, add_runs, add_verify, add_docs, add_sweep,
-            add_features, add_results, add_report, add_notebook, add_wild, add_peer)  # in `gfr --help`'s order
+            add_features, add_results, add_timing, add_report, add_notebook, add_wild, add_peer)  # in `gfr --help`'s order
 
 
 def parser() -> argparse.ArgumentParser:

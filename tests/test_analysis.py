@@ -60,6 +60,18 @@ def test_choice_ignores_runs_with_fewer_than_three_seeds(tmp_path):
         analysis.choice(pd.DataFrame(rows[:1]), tmp_path)
 
 
+def test_choice_applies_the_speed_tie_rule_only_with_timings(tmp_path):
+    rows = [fake_run(tmp_path, "A-it1", [0.900, 0.910, 0.905], [0.9] * 3, images_per_s=float("nan")),
+            fake_run(tmp_path, "B-it1", [0.899, 0.909, 0.903], [0.9] * 3, images_per_s=50.0)]
+    picked = analysis.choice(pd.DataFrame(rows), tmp_path)
+    assert picked["chosen"] == "A-it1" and picked["cheaper_within_noise"] == []
+    assert picked["tie_rule"].startswith("not applied: the best run A-it1 has no timing")
+    rows[0]["images_per_s"] = 10.0
+    picked = analysis.choice(pd.DataFrame(rows), tmp_path)
+    assert picked["chosen"] == "B-it1" and picked["tie_rule"].startswith("applied")
+    assert np.isfinite(picked["cheaper_within_noise"][0]["images_per_s"])
+
+
 def test_noise_table_is_holm_corrected_with_a_verdict_per_pair(tmp_path):
     fake_run(tmp_path, "A-it1", [0.9] * 3, [0.90, 0.91, 0.92], 1, correct_share=0.95, n=200)
     fake_run(tmp_path, "B-it1", [0.9] * 3, [0.70, 0.71, 0.72], 1, correct_share=0.60, n=200)

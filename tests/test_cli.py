@@ -65,12 +65,14 @@ def error_cases(tmp, synth_root, synth_manifest):
         "predict without a run": (["predict", "--run", tmp / "no-run", tmp / "x.jpg"], ["no run manifest"]),
         "missing weights file": (run_args(synth_root, synth_manifest, runs, cache) + ["--weights", tmp / "w.h5"],
                                  ["weights file not found", str(tmp / "w.h5")]),
+        "timing: too few rounds": (["timing", "--runs-dir", runs, "--data-dir", synth_root, "--manifest", synth_manifest,
+                                    "--rounds", "2", "--out", tmp / "s.csv"], ["at least 3 rounds"]),
     }
 
 
 CASE_NAMES = ["missing data dir", "no data dir at all", "data dir without attributes", "run: missing data dir",
               "unknown backbone", "unknown iteration", "bad params values", "bad params yaml", "missing params file",
-              "missing manifest", "predict without a run", "missing weights file"]
+              "missing manifest", "predict without a run", "missing weights file", "timing: too few rounds"]
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)

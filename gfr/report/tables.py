@@ -55,6 +55,15 @@ def mean_spread(mean, std, n) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f} ({n} seeds)"
 
 
+def inference(r) -> str:
+    """A results row's inference cell: the timing pass's median seconds (min–max) and images/s, or 'not timed'."""
+    if not _known(r.get("inference_s")):
+        return "not timed"
+    low, high = r.get("inference_min_s"), r.get("inference_max_s")
+    spread = f" ({low:.1f}–{high:.1f})" if _known(low) and _known(high) else ""
+    return f"{r.inference_s:.1f} s{spread}, {r.images_per_s:.0f} img/s"
+
+
 def short_reason(backbone: str, reason) -> str:
     """The gist of why a run did not finish (the full reason stays in results.csv and the report)."""
     text = str(reason) if _known(reason) else ""
@@ -80,7 +89,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
             "reported head (95% CI)": f"{pct(r.test_accuracy)} ({pct_range(r.test_accuracy_ci_low, r.test_accuracy_ci_high)})"
             if ok else "",
             "original write-up": f"{r.original_test_accuracy:.1f}%" if _known(r.original_test_accuracy) else DASH,
-            "inference (test JPEGs)": f"{r.inference_s:.1f} s ({r.images_per_s:.0f} img/s)" if ok else "",
+            "inference (test JPEGs)": inference(r) if ok else "",
         })
     return pd.DataFrame(rows).set_index("run")
 

@@ -119,8 +119,10 @@ def peer_head_to_head(ours: pd.DataFrame, peer_predictions: pd.DataFrame) -> dic
 MIN_SEEDS = 3
 CHOICE_RULE = (f"The chosen model is the finished run with at least {MIN_SEEDS} seeds and the highest mean validation "
                f"accuracy over its seeds (each seed kept at its best-validation epoch; the test split plays no part). "
-               f"Tie rule: if a cheaper run (more images/s end to end) is within the noise of it, i.e. Welch's t-test "
-               f"on the two runs' per-seed validation accuracies gives p >= {ALPHA:g}, the cheapest such run is chosen.")
+               f"Tie rule: if a cheaper run (more images/s end to end, as the timing pass measured every run side by side: "
+               f"reports/timing.json) is within the noise of it, i.e. Welch's t-test on the two runs' per-seed "
+               f"validation accuracies gives p >= {ALPHA:g}, the cheapest such run is chosen. A run the timing pass "
+               f"did not time is never the cheaper one; with no timing of the best run the tie rule does not apply.")
 
 
 def settle(scores: dict, cost: dict, paired: bool = False) -> dict:
@@ -151,7 +153,14 @@ def choice(results: pd.DataFrame, runs_dir) -> dict:
                      cost={run: -s for run, s in speed.items()})  # cheaper: more images/s end to end
     ties = [{"run": run, "Welch p (validation)": settled["p_values"][run], "images_per_s": speed[run]}
             for run in settled["cheaper_within_noise"]]
-    return {"best": settled["best"], "cheaper_within_noise": ties, "chosen": settled["chosen"], "rule": CHOICE_RULE}
+    untimed = sorted(run for run, s in speed.items() if np.isnan(s))
+    if np.isnan(speed[settled["best"]]):
+        tie_rule = f"not applied: the best run {settled['best']} has no timing (reports/timing.json)"
+    else:
+        tie_rule = "applied on the timing pass's images/s" + (f"; not timed, so never the cheaper: {', '.join(untimed)}"
+                                                                if untimed else "")
+    return {"best": settled["best"], "cheaper_within_noise": ties, "chosen": settled["chosen"], "rule": CHOICE_RULE,
+            "tie_rule": tie_rule}
 
 
 def choose(results: pd.DataFrame, runs_dir) -> pd.Series:

@@ -1,4 +1,5 @@
-"""The results table: one row per run of the study (ok, skipped, failed or not run), from the run manifests."""
+"""The results table: one row per run of the study (ok, skipped, failed or not run), from the run manifests and
+the timing pass (reports/timing.json)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gfr import files
-from gfr.study import analysis, artefacts, metrics, published
+from gfr.study import analysis, artefacts, metrics, published, timing_pass
 from gfr.study.registry import RunId, expected_runs, run_order
 
 NOT_RUN = "not run"
@@ -21,7 +22,8 @@ COLUMNS = [
     "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_roc_auc",
     "val_accuracy_seed_mean", "val_accuracy_seed_std", "test_accuracy_seed_mean", "test_accuracy_seed_std",
     "test_accuracy_seed_ci_low", "test_accuracy_seed_ci_high", "test_sampling_ci_low", "test_sampling_ci_high", "n_seeds",
-    "inference_s", "images_per_s", "original_test_accuracy", "weights_origin", "hardware_id", "chosen",
+    "inference_s", "inference_min_s", "inference_max_s", "images_per_s", "inference_timing", "sweep_inference_s",
+    "original_test_accuracy", "weights_origin", "hardware_id", "chosen",
 ]
 
 
@@ -38,7 +40,7 @@ def row(record: dict) -> dict:
         "hardware_id": hardware_id(record["hardware"]) if record.get("hardware") else "",
     }
     if record["status"] == "ok":
-        t, s, inf = record["test"], record["seeds"], record["inference"]
+        t, s = record["test"], record["seeds"]
         out.update(
             train_accuracy=record["train_accuracy"], train_loss=record["train_loss"],
             val_accuracy=record["val_accuracy"], val_loss=record["val_loss"],
@@ -48,7 +50,7 @@ def row(record: dict) -> dict:
             test_accuracy_seed_mean=s["test_accuracy_mean"], test_accuracy_seed_std=s["test_accuracy_std"],
             test_accuracy_seed_ci_low=s.get("test_accuracy_ci_low"), test_accuracy_seed_ci_high=s.get("test_accuracy_ci_high"),
             n_seeds=len(record["params"]["head"]["seeds"]),
-            inference_s=inf["median_s"], images_per_s=inf["images_per_s"],
+            sweep_inference_s=record["inference"]["median_s"],  # timed during the sweep: a diagnostic only
             weights_origin=record.get("weights_origin", ""),
         )
     return out
@@ -61,6 +63,23 @@ def test_sampling(run_dir: str | os.PathLike) -> dict:
     correct = np.column_stack([metrics.is_correct(pred[c], pred.label) for c in pred.columns if c.startswith("prob_seed")])
     low, high = metrics.test_sampling_ci(correct)
     return {"test_sampling_ci_low": low, "test_sampling_ci_high": high}
+
+
+def timing_columns(record: dict, timed: dict | None, source: str) -> dict:
+    """A finished run's inference columns from the timing pass `timed` (read from `source`): median, min and max
+    seconds and images/s, or, where the pass did not time it, why not (the sweep's own timing is never used)."""
+    if timed is None:
+        return {"inference_timing": f"not timed: no timing pass ({source} absent; `make timing`)"}
+    entry = timed["runs"].get(record["run"])
+    if entry is None:
+        return {"inference_timing": f"not timed: not in {source} (timed {timed['started']})"}
+    if entry["status"] != timing_pass.TIMED:
+        return {"inference_timing": f"not timed: {entry['reason']}"}
+    if entry.get("head_sha256") != record.get("head_sha256"):
+        return {"inference_timing": f"not timed: {source} timed another head of this run (rerun `make timing`)"}
+    return {"inference_s": entry["median_s"], "inference_min_s": entry["min_s"], "inference_max_s": entry["max_s"],
+            "images_per_s": entry["images_per_s"],
+            "inference_timing": f"timing pass {timed['started']}: median of {len(entry['seconds'])} rounds"}
 
 
 def records(runs_dir: str | os.PathLike) -> list[dict]:
@@ -81,12 +100,17 @@ def placeholder_row(name: str, status: str, reason: str) -> dict:
             "original_test_accuracy": published.test_accuracy(run.backbone, run.iteration)}
 
 
-def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> pd.DataFrame:
+def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None,
+            timing: str | os.PathLike | None = None) -> pd.DataFrame:
     """The results table: every expected run of the study (registry) and any other run found under runs_dir.
 
-    A run whose last execution failed shows as failed; an expected run with no manifest as "not run"."""
+    A run whose last execution failed shows as failed; an expected run with no manifest as "not run". Inference
+    times come from the timing pass at `timing` (default: timing.json beside runs_dir)."""
     failed = failures(runs_dir)
-    rows = {r["run"]: row(r) for r in records(runs_dir) if r["run"] not in failed}
+    source = Path(timing) if timing else timing_pass.default_path(runs_dir)
+    timed = timing_pass.read(source)
+    rows = {r["run"]: {**row(r), **(timing_columns(r, timed, source.name) if r["status"] == "ok" else {})}
+            for r in records(runs_dir) if r["run"] not in failed}
     for name, r in rows.items():
         if r["status"] == "ok":
             r.update(test_sampling(Path(runs_dir) / name))
