@@ -397,6 +397,34 @@ def add_results(sub) -> None:
     p.set_defaults(func=cmd_results)
 
 
+def cmd_last_epoch(args) -> int:
+    from gfr.study import last_epoch
+
+    table = last_epoch.refit(args.runs or last_epoch.finished_runs(args.runs_dir), args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
+                             args.params, args.cache_dir)
+    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
+        print(last_epoch.protocol_table(table).to_string(index=False, float_format="{:.2f}".format))
+    flagged = sorted(set(table.run[table.status == last_epoch.NOT_REPRODUCED]))
+    print(f"{table.run.nunique()} runs in {args.out}; refit not reproducing the committed run: "
+          + (", ".join(flagged) if flagged else "none"))
+    return 1 if flagged else 0
+
+
+def add_last_epoch(sub) -> None:
+    p = sub.add_parser("last-epoch", help="refit every committed head and evaluate it also after its last epoch "
+                                          "(the original's protocol) -> reports/last-epoch.csv")
+    _data_args(p)
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST), help="split manifest (default: %(default)s)")
+    p.add_argument("--runs-dir", default=str(RUNS), help="the committed runs (default: %(default)s)")
+    p.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="only these runs (default: every finished run, iterations 1-3 first); the other runs keep "
+                        "their rows of an earlier --out")
+    p.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    p.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    p.add_argument("--out", default=str(REPORTS / "last-epoch.csv"), help="the table (default: %(default)s)")
+    p.set_defaults(func=cmd_last_epoch)
+
+
 def cmd_report(args) -> int:
     from gfr.report import assemble
 
@@ -453,8 +481,9 @@ def add_peer(sub) -> None:
     p.add_argument("--manifest", default=str(SPLIT_MANIFEST))
     p.add_argument("--out", default=str(REPORTS / "peer"))
     p.set_defaults(func=cmd_peer)
+# in `gfr --help`'s order
 COMMANDS = (add_split, add_run, add_predict, add_synth, add_weights, add_runs, add_verify, add_docs, add_sweep,
-            add_features, add_results, add_report, add_notebook, add_wild, add_peer)  # in `gfr --help`'s order
+            add_features, add_results, add_last_epoch, add_report, add_notebook, add_wild, add_peer)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfr import files
-from gfr.study import analysis, artefacts, published
+from gfr.study import analysis, artefacts, last_epoch, published
 from gfr.study.registry import RunId, expected_runs, run_order
 
 NOT_RUN = "not run"
@@ -74,7 +74,8 @@ def placeholder_row(name: str, status: str, reason: str) -> dict:
 def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> pd.DataFrame:
     """The results table: every expected run of the study (registry) and any other run found under runs_dir.
 
-    A run whose last execution failed shows as failed; an expected run with no manifest as "not run"."""
+    A run whose last execution failed shows as failed; an expected run with no manifest as "not run". With a
+    last-epoch table beside runs_dir, its per-run columns (last_epoch_*) are added."""
     failed = failures(runs_dir)
     rows = {r["run"]: row(r) for r in records(runs_dir) if r["run"] not in failed}
     rows.update({name: placeholder_row(name, "failed", error) for name, error in failed.items()})
@@ -82,6 +83,9 @@ def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None) -> p
     for name in expected:
         rows.setdefault(name, placeholder_row(name, NOT_RUN, "no finished run under " + str(runs_dir)))
     frame = pd.DataFrame(sorted(rows.values(), key=lambda r: run_order(r["run"])), columns=COLUMNS)
+    protocol = last_epoch.table_path(runs_dir)  # the original's protocol beside ours (`gfr last-epoch`)
+    if protocol.is_file():
+        frame = frame.merge(last_epoch.results_columns(last_epoch.read(protocol)), how="left", on="run")
     try:
         frame["chosen"] = frame.run == analysis.choice(frame, runs_dir)["chosen"]
     except ValueError:  # no run to choose from yet

@@ -1,0 +1,190 @@
+"""The original study's protocol beside ours: every committed head refit once, evaluated at its kept and last epoch."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gfr import files
+from gfr.errors import GfrError
+from gfr.params import load_params
+from gfr.study import artefacts, metrics, published
+from gfr.study.registry import RunId, run_order
+
+FILE = "last-epoch.csv"  # beside the runs folder: reports/last-epoch.csv
+REPRODUCED, NOT_REPRODUCED, NOT_REFIT = "reproduced", "not reproduced", "not refit"
+NOT_REFIT_REASON = ("fine-tuned: not refit (iteration 4 is not one of the original's iterations, and a refit of its "
+                    "top blocks costs 10 to 35 minutes per run on this CPU)")
+COLUMNS = [
+    "run", "backbone", "iteration", "epochs", "seed", "status", "note",
+    "kept_epoch", "val_accuracy_kept", "test_accuracy_kept", "val_accuracy_last", "test_accuracy_last",
+    "kept_test_prob_equals_committed", "head_sha256_equals_manifest",
+]
+# The original's iterations (those it published numbers for): refit first, as they are what it compares.
+ORIGINAL_ITERATIONS = sorted({iteration for _, iteration in published.TEST_ACCURACY})
+
+
+def table_path(runs_dir: str | os.PathLike) -> Path:
+    """Where the last-epoch table of the runs under `runs_dir` lives (reports/runs -> reports/last-epoch.csv)."""
+    return Path(runs_dir).parent / FILE
+
+
+def finished_runs(runs_dir: str | os.PathLike) -> list[str]:
+    """The finished runs under runs_dir, the original's iterations of every backbone first, then the others."""
+    names = [p.parent.name for p in Path(runs_dir).glob(f"*/{artefacts.MANIFEST}")
+             if artefacts.load_record(p.parent)["status"] == "ok"]
+    return sorted(names, key=lambda n: (RunId.parse(n).iteration not in ORIGINAL_ITERATIONS, run_order(n)))
+
+
+def committed_probs_equal(committed: pd.Series, recomputed: np.ndarray) -> bool:
+    """Whether a committed P(male) column (float32 written as its shortest repr) holds exactly the recomputed
+    float32 values, image by image."""
+    return len(committed) == len(recomputed) and bool(
+        np.array_equal(committed.to_numpy(np.float64).astype(np.float32), np.asarray(recomputed, np.float32)))
+
+
+def accuracy(prob, labels) -> float:
+    """The share of right calls (the study's threshold)."""
+    return float(metrics.is_correct(prob, labels).mean())
+
+
+def refit_rows(name: str, data_dir, manifest_path, runs_dir: str | os.PathLike, overrides: dict | None = None,
+               extra=(), cache_dir=None, progress: bool = True) -> list[dict]:
+    """Refit a committed head-only run's heads on its cached features, as `gfr run` trains them (run.train_heads);
+    one row per seed: the kept and the last epoch's validation and test accuracy, and whether the refit is the
+    committed training (the kept head's test P(male) bit for bit, the reported head's file hash)."""
+    from gfr.models.head import head_with_weights, predict_proba, save_head
+    from gfr.study import run
+
+    run_dir = Path(runs_dir) / name
+    record = artefacts.load_record(run_dir)
+    run_id = RunId.parse(name)
+    base = {"run": name, "backbone": run_id.backbone, "iteration": run_id.iteration,
+            "epochs": record["params"]["epochs"]}
+    if record["params"].get("finetune"):
+        return [{**base, "status": NOT_REFIT, "note": NOT_REFIT_REASON}]
+    params = load_params(run_id.iteration, overrides, extra=list(extra))
+    prepared = run.prepare_run(run_id.backbone, run_id.iteration, data_dir, manifest_path, runs_dir, params,
+                               cache_dir, progress, forget_result=False)
+    if prepared.skipped:
+        raise GfrError(f"{name}: {prepared.skipped_reason}")
+    feats = run.load_features(prepared)
+    fits = run.train_heads(prepared, feats)
+    committed = artefacts.test_predictions(run_dir)
+    x, y = feats.x, feats.y
+    rows = []
+    for fit in fits:
+        kept_test = predict_proba(fit.head, x["test"])
+        last = head_with_weights(fit.last_weights)
+        column = artefacts.prob_column(fit.seed)
+        probs_equal = column in committed and committed_probs_equal(committed[column], kept_test)
+        sha_equal = None
+        if fit.seed == record["primary_seed"]:
+            with tempfile.TemporaryDirectory() as tmp:
+                sha_equal = save_head(fit.head, Path(tmp) / artefacts.HEAD_FILE) == record["head_sha256"]
+        reproduced = probs_equal and sha_equal is not False
+        rows.append({**base, "epochs": params.epochs, "seed": fit.seed,
+                     "status": REPRODUCED if reproduced else NOT_REPRODUCED,
+                     "note": "" if reproduced else "the refit differs from the committed run: its numbers are this "
+                                                   "refit's, not the committed heads'",
+                     "kept_epoch": fit.kept_epoch,
+                     "val_accuracy_kept": accuracy(predict_proba(fit.head, x["val"]), y["val"]),
+                     "test_accuracy_kept": accuracy(kept_test, y["test"]),
+                     "val_accuracy_last": accuracy(predict_proba(last, x["val"]), y["val"]),
+                     "test_accuracy_last": accuracy(predict_proba(last, x["test"]), y["test"]),
+                     "kept_test_prob_equals_committed": probs_equal, "head_sha256_equals_manifest": sha_equal})
+        if progress:
+            r = rows[-1]
+            print(f"{name} seed {fit.seed}: {r['status']}; test accuracy kept epoch {r['kept_epoch']} "
+                  f"{r['test_accuracy_kept']:.4f}, last epoch {r['epochs']} {r['test_accuracy_last']:.4f}",
+                  file=sys.stderr)
+    return rows
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    """A last-epoch table; a clear error for a file that is not one."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise GfrError(f"{path}: cannot read the last-epoch table ({str(exc).splitlines()[0][:160]})") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise GfrError(f"{path}: not a last-epoch table (no column {', '.join(missing)})")
+    return table
+
+
+def write(rows: list[dict], path: str | os.PathLike) -> pd.DataFrame:
+    """Write the table atomically, in the registry's run order, keeping the earlier rows of runs not in `rows`;
+    return it as read back."""
+    fresh = pd.DataFrame(rows, columns=COLUMNS)
+    if Path(path).is_file():
+        earlier = read(path)
+        fresh = pd.concat([earlier[~earlier.run.isin(fresh.run)], fresh], ignore_index=True)
+    fresh = fresh.iloc[sorted(range(len(fresh)), key=lambda i: (run_order(fresh.run.iloc[i]), fresh.seed.iloc[i]))]
+    files.write_csv(path, fresh)
+    return read(path)
+
+
+def refit(names: list[str], data_dir, manifest_path, runs_dir: str | os.PathLike, out: str | os.PathLike,
+          overrides: dict | None = None, extra=(), cache_dir=None, progress: bool = True) -> pd.DataFrame:
+    """Refit each named run in turn, rewriting `out` after each (a stopped pass keeps the runs it finished)."""
+    for name in names:  # every name checked before the first refit
+        if artefacts.load_record(Path(runs_dir) / RunId.parse(name).name)["status"] != "ok":
+            raise GfrError(f"{Path(runs_dir) / name / artefacts.MANIFEST}: run {name} is not finished (status not ok)")
+    table = None
+    for i, name in enumerate(names, 1):
+        if progress:
+            print(f"[{i}/{len(names)}] {name}", file=sys.stderr)
+        table = write(refit_rows(name, data_dir, manifest_path, runs_dir, overrides, extra, cache_dir, progress), out)
+    return table if table is not None else read(out)
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the seed means of validation and test accuracy at the kept and at the last epoch, the last
+    epoch's test seed mean with the results' confidence interval (metrics.seed_mean_ci), and whether every seed's
+    refit is the committed training."""
+    rows = []
+    for name, seeds in table.groupby("run", sort=False):
+        first = seeds.iloc[0]
+        out = {"run": name, "backbone": first.backbone, "iteration": int(first.iteration), "epochs": first.epochs,
+               "status": first.status if len(set(seeds.status)) == 1 else NOT_REPRODUCED,
+               "n_seeds": int(seeds.seed.notna().sum())}
+        if first.status != NOT_REFIT:
+            out["kept_epoch_mean"] = float(seeds.kept_epoch.mean())
+            for col in ("val_accuracy_kept", "test_accuracy_kept", "val_accuracy_last", "test_accuracy_last"):
+                out[f"{col}_seed_mean"] = metrics.seed_summary(seeds[col])[0]
+            out["test_accuracy_last_seed_ci_low"], out["test_accuracy_last_seed_ci_high"] = \
+                metrics.seed_mean_ci(seeds.test_accuracy_last)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def protocol_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The original's iterations under both protocols, per backbone: test accuracy seed mean (%) at the kept
+    (best-validation) epoch and at the last epoch, beside the original's published number."""
+    runs = summary(table)
+    runs = runs[runs.iteration.isin(ORIGINAL_ITERATIONS) & (runs.status != NOT_REFIT)]
+    return pd.DataFrame({
+        "backbone": runs.backbone, "iteration": runs.iteration, "epochs": runs.epochs,
+        "kept epoch (mean)": runs.kept_epoch_mean,
+        "test % at kept epoch": 100 * runs.test_accuracy_kept_seed_mean,
+        "test % at last epoch": 100 * runs.test_accuracy_last_seed_mean,
+        "original's test %": [published.test_accuracy(b, i) for b, i in zip(runs.backbone, runs.iteration)],
+        "refit": runs.status,
+    }).reset_index(drop=True)
+
+
+def results_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns results.csv takes from the last-epoch table, per run: the last epoch's test accuracy seed mean
+    with its confidence interval, and whether the refit reproduced the committed run."""
+    runs = summary(table).reindex(columns=["run", "status", "test_accuracy_last_seed_mean",
+                                           "test_accuracy_last_seed_ci_low", "test_accuracy_last_seed_ci_high"])
+    return runs.rename(columns={"status": "last_epoch_refit",
+                                "test_accuracy_last_seed_mean": "last_epoch_test_accuracy_seed_mean",
+                                "test_accuracy_last_seed_ci_low": "last_epoch_test_accuracy_seed_ci_low",
+                                "test_accuracy_last_seed_ci_high": "last_epoch_test_accuracy_seed_ci_high"})
