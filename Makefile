@@ -124,7 +124,7 @@ else
 	@$(MAKE) --no-print-directory -k runs; rc=$$?; $(PY) -m gfr results --strict && exit $$rc
 endif
 
-reports/results.csv: $(ALL_RUNS)
+reports/results.csv: $(ALL_RUNS) $(wildcard reports/last-epoch.csv)
 	$(PY) -m gfr results
 
 results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
