@@ -401,7 +401,7 @@ def cmd_last_epoch(args) -> int:
     from gfr.study import last_epoch
 
     table = last_epoch.refit(args.runs or last_epoch.finished_runs(args.runs_dir), args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
-                             args.params, args.cache_dir)
+                             args.params, args.cache_dir, refit_finetuned=args.refit_finetuned)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(last_epoch.protocol_table(table).to_string(index=False, float_format="{:.2f}".format))
     flagged = sorted(set(table.run[table.status == last_epoch.NOT_REPRODUCED]))
@@ -421,6 +421,9 @@ def add_last_epoch(sub) -> None:
                         "their rows of an earlier --out")
     p.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
     p.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    p.add_argument("--refit-finetuned", action="store_true",
+                   help="also refit fine-tuned runs (top blocks: 10 to 35 minutes each on a 2-core CPU); without it "
+                        "their rows say 'not refit'")
     p.add_argument("--out", default=str(REPORTS / "last-epoch.csv"), help="the table (default: %(default)s)")
     p.set_defaults(func=cmd_last_epoch)
 

@@ -144,3 +144,17 @@ def test_gfr_last_epoch_refits_a_run_and_refuses_an_unfinished_one(cli_run, synt
     table = last_epoch.read(out)
     assert (table.status == last_epoch.REPRODUCED).all() and table.kept_test_prob_equals_committed.all()
     assert (table.kept_epoch == 1).all() and (table.test_accuracy_kept == table.test_accuracy_last).all()  # 1 epoch
+
+
+def test_a_fine_tuned_run_is_refit_only_when_asked(synth_root, synth_manifest, tmp_path):
+    tiny = {"input_size": [64, 64], "finetune": {"epochs": 2, "batch_size": 8}}
+    runs_dir = tmp_path / "runs"
+    run.run_one("ResNet50", 4, synth_root, synth_manifest, runs_dir, small_params(4, tiny), tmp_path / "cache",
+                progress=False)
+    args = ("ResNet50-it4", synth_root, synth_manifest, runs_dir, tiny, [TEST_PARAMS], tmp_path / "cache", False)
+    assert [r["status"] for r in last_epoch.refit_rows(*args)] == [last_epoch.NOT_REFIT]
+    rows = pd.DataFrame(last_epoch.refit_rows(*args, refit_finetuned=True))
+    seeds = artefacts.seeds_table(runs_dir / "ResNet50-it4")
+    assert (rows.status == last_epoch.REPRODUCED).all() and list(rows.kept_epoch) == list(seeds.kept_epoch)
+    assert (rows.epochs == 2).all() and rows.note.str.contains("2-epoch fine-tuning").all()
+    assert list(rows.head_sha256_equals_manifest) == [True, None, None]

@@ -19,7 +19,8 @@ from gfr.study.registry import RunId, run_order
 FILE = "last-epoch.csv"  # beside the runs folder: reports/last-epoch.csv
 REPRODUCED, NOT_REPRODUCED, NOT_REFIT = "reproduced", "not reproduced", "not refit"
 NOT_REFIT_REASON = ("fine-tuned: not refit (iteration 4 is not one of the original's iterations, and a refit of its "
-                    "top blocks costs 10 to 35 minutes per run on this CPU)")
+                    "top blocks costs 10 to 35 minutes per run on a 2-core CPU; `gfr last-epoch --refit-finetuned`)")
+PARTS = ("val", "test")
 COLUMNS = [
     "run", "backbone", "iteration", "epochs", "seed", "status", "note",
     "kept_epoch", "val_accuracy_kept", "test_accuracy_kept", "val_accuracy_last", "test_accuracy_last",
@@ -53,12 +54,48 @@ def accuracy(prob, labels) -> float:
     return float(metrics.is_correct(prob, labels).mean())
 
 
+def head_file_sha256(head) -> str:
+    """The SHA-256 of a head's weights file as `gfr run` saves it."""
+    from gfr.models.head import save_head
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return save_head(head, Path(tmp) / artefacts.HEAD_FILE)
+
+
+def head_seeds(prepared, feats, primary_seed: int):
+    """Refit a head-only run's heads (run.train_heads); per seed: (seed, kept epoch, epochs, P(male) per split at
+    the kept epoch, at the last epoch, the head file's hash for the reported seed or None)."""
+    from gfr.models.head import head_with_weights, predict_proba
+    from gfr.study import run
+
+    for fit in run.train_heads(prepared, feats):
+        last = head_with_weights(fit.last_weights)
+        yield (fit.seed, fit.kept_epoch, prepared.params.epochs,
+               {s: predict_proba(fit.head, feats.x[s]) for s in PARTS},
+               {s: predict_proba(last, feats.x[s]) for s in PARTS},
+               head_file_sha256(fit.head) if fit.seed == primary_seed else None)
+
+
+def finetuned_seeds(prepared, feats, primary_seed: int):
+    """Refit a fine-tuned run (head warm-up, then top blocks, as `gfr run`); per seed as `head_seeds`, the epochs
+    being those of the fine-tuning phase."""
+    from gfr.models.head import HEAD_NAME, predict_proba
+    from gfr.study import run
+
+    x = {s: np.asarray(feats.boundary["plain"][prepared.rows(s)], dtype=np.float32) for s in PARTS}
+    for tuned in run.fine_tune_seeds(prepared, feats, run.train_heads(prepared, feats)):
+        kept = {s: predict_proba(tuned.model, x[s], batch_size=64) for s in PARTS}  # as finish_finetune_run
+        sha = head_file_sha256(tuned.model.get_layer(HEAD_NAME)) if tuned.seed == primary_seed else None
+        tuned.model.set_weights(tuned.last_weights)
+        yield (tuned.seed, tuned.kept_epoch, prepared.params.finetune.epochs, kept,
+               {s: predict_proba(tuned.model, x[s], batch_size=64) for s in PARTS}, sha)
+
+
 def refit_rows(name: str, data_dir, manifest_path, runs_dir: str | os.PathLike, overrides: dict | None = None,
-               extra=(), cache_dir=None, progress: bool = True) -> list[dict]:
-    """Refit a committed head-only run's heads on its cached features, as `gfr run` trains them (run.train_heads);
-    one row per seed: the kept and the last epoch's validation and test accuracy, and whether the refit is the
-    committed training (the kept head's test P(male) bit for bit, the reported head's file hash)."""
-    from gfr.models.head import head_with_weights, predict_proba, save_head
+               extra=(), cache_dir=None, progress: bool = True, refit_finetuned: bool = False) -> list[dict]:
+    """Refit a committed run on its cached features as `gfr run` trains it (a fine-tuned run only with
+    `refit_finetuned`); one row per seed: the kept and the last epoch's validation and test accuracy, and whether
+    the refit is the committed training (the kept test P(male) bit for bit, the reported head's file hash)."""
     from gfr.study import run
 
     run_dir = Path(runs_dir) / name
@@ -66,7 +103,8 @@ def refit_rows(name: str, data_dir, manifest_path, runs_dir: str | os.PathLike, 
     run_id = RunId.parse(name)
     base = {"run": name, "backbone": run_id.backbone, "iteration": run_id.iteration,
             "epochs": record["params"]["epochs"]}
-    if record["params"].get("finetune"):
+    finetuned = bool(record["params"].get("finetune"))
+    if finetuned and not refit_finetuned:
         return [{**base, "status": NOT_REFIT, "note": NOT_REFIT_REASON}]
     params = load_params(run_id.iteration, overrides, extra=list(extra))
     prepared = run.prepare_run(run_id.backbone, run_id.iteration, data_dir, manifest_path, runs_dir, params,
@@ -74,34 +112,29 @@ def refit_rows(name: str, data_dir, manifest_path, runs_dir: str | os.PathLike, 
     if prepared.skipped:
         raise GfrError(f"{name}: {prepared.skipped_reason}")
     feats = run.load_features(prepared)
-    fits = run.train_heads(prepared, feats)
-    committed = artefacts.test_predictions(run_dir)
-    x, y = feats.x, feats.y
+    committed, y = artefacts.test_predictions(run_dir), feats.y
     rows = []
-    for fit in fits:
-        kept_test = predict_proba(fit.head, x["test"])
-        last = head_with_weights(fit.last_weights)
-        column = artefacts.prob_column(fit.seed)
-        probs_equal = column in committed and committed_probs_equal(committed[column], kept_test)
-        sha_equal = None
-        if fit.seed == record["primary_seed"]:
-            with tempfile.TemporaryDirectory() as tmp:
-                sha_equal = save_head(fit.head, Path(tmp) / artefacts.HEAD_FILE) == record["head_sha256"]
+    for seed, kept_epoch, epochs, kept, last, sha in (finetuned_seeds if finetuned else head_seeds)(
+            prepared, feats, record["primary_seed"]):
+        column = artefacts.prob_column(seed)
+        probs_equal = column in committed and committed_probs_equal(committed[column], kept["test"])
+        sha_equal = None if sha is None else sha == record["head_sha256"]
         reproduced = probs_equal and sha_equal is not False
-        rows.append({**base, "epochs": params.epochs, "seed": fit.seed,
-                     "status": REPRODUCED if reproduced else NOT_REPRODUCED,
-                     "note": "" if reproduced else "the refit differs from the committed run: its numbers are this "
-                                                   "refit's, not the committed heads'",
-                     "kept_epoch": fit.kept_epoch,
-                     "val_accuracy_kept": accuracy(predict_proba(fit.head, x["val"]), y["val"]),
-                     "test_accuracy_kept": accuracy(kept_test, y["test"]),
-                     "val_accuracy_last": accuracy(predict_proba(last, x["val"]), y["val"]),
-                     "test_accuracy_last": accuracy(predict_proba(last, x["test"]), y["test"]),
+        note = [] if reproduced else ["the refit differs from the committed run: its numbers are this refit's"]
+        if finetuned:
+            note.append(f"fine-tuned: kept and last epoch of the {epochs}-epoch fine-tuning, after a "
+                        f"{params.epochs}-epoch head warm-up")
+        rows.append({**base, "epochs": epochs, "seed": seed, "status": REPRODUCED if reproduced else NOT_REPRODUCED,
+                     "note": "; ".join(note), "kept_epoch": kept_epoch,
+                     "val_accuracy_kept": accuracy(kept["val"], y["val"]),
+                     "test_accuracy_kept": accuracy(kept["test"], y["test"]),
+                     "val_accuracy_last": accuracy(last["val"], y["val"]),
+                     "test_accuracy_last": accuracy(last["test"], y["test"]),
                      "kept_test_prob_equals_committed": probs_equal, "head_sha256_equals_manifest": sha_equal})
         if progress:
             r = rows[-1]
-            print(f"{name} seed {fit.seed}: {r['status']}; test accuracy kept epoch {r['kept_epoch']} "
-                  f"{r['test_accuracy_kept']:.4f}, last epoch {r['epochs']} {r['test_accuracy_last']:.4f}",
+            print(f"{name} seed {seed}: {r['status']}; test accuracy kept epoch {kept_epoch} "
+                  f"{r['test_accuracy_kept']:.4f}, last epoch {epochs} {r['test_accuracy_last']:.4f}",
                   file=sys.stderr)
     return rows
 
@@ -131,7 +164,8 @@ def write(rows: list[dict], path: str | os.PathLike) -> pd.DataFrame:
 
 
 def refit(names: list[str], data_dir, manifest_path, runs_dir: str | os.PathLike, out: str | os.PathLike,
-          overrides: dict | None = None, extra=(), cache_dir=None, progress: bool = True) -> pd.DataFrame:
+          overrides: dict | None = None, extra=(), cache_dir=None, progress: bool = True,
+          refit_finetuned: bool = False) -> pd.DataFrame:
     """Refit each named run in turn, rewriting `out` after each (a stopped pass keeps the runs it finished)."""
     for name in names:  # every name checked before the first refit
         if artefacts.load_record(Path(runs_dir) / RunId.parse(name).name)["status"] != "ok":
@@ -140,7 +174,8 @@ def refit(names: list[str], data_dir, manifest_path, runs_dir: str | os.PathLike
     for i, name in enumerate(names, 1):
         if progress:
             print(f"[{i}/{len(names)}] {name}", file=sys.stderr)
-        table = write(refit_rows(name, data_dir, manifest_path, runs_dir, overrides, extra, cache_dir, progress), out)
+        table = write(refit_rows(name, data_dir, manifest_path, runs_dir, overrides, extra, cache_dir, progress,
+                                 refit_finetuned), out)
     return table if table is not None else read(out)
 
 
