@@ -400,7 +400,8 @@ def add_results(sub) -> None:
 def cmd_last_epoch(args) -> int:
     from gfr.study import last_epoch
 
-    table = last_epoch.refit(args.runs or last_epoch.finished_runs(args.runs_dir), args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
+    names = args.runs or last_epoch.finished_runs(args.runs_dir)
+    table = last_epoch.refit(names, args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
                              args.params, args.cache_dir, refit_finetuned=args.refit_finetuned)
     with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
         print(last_epoch.protocol_table(table).to_string(index=False, float_format="{:.2f}".format))

@@ -158,3 +158,19 @@ def test_a_fine_tuned_run_is_refit_only_when_asked(synth_root, synth_manifest, t
     assert (rows.status == last_epoch.REPRODUCED).all() and list(rows.kept_epoch) == list(seeds.kept_epoch)
     assert (rows.epochs == 2).all() and rows.note.str.contains("2-epoch fine-tuning").all()
     assert list(rows.head_sha256_equals_manifest) == [True, None, None]
+
+
+def test_the_protocol_table_counts_the_seeds_whose_longer_fit_kept_the_shorter_fits_head():
+    def seed(iteration, epochs, seed, kept, test_kept, test_last):
+        return {"run": f"VGG16-it{iteration}", "backbone": "VGG16", "iteration": iteration, "epochs": epochs,
+                "seed": seed, "status": last_epoch.REPRODUCED, "kept_epoch": kept, "val_accuracy_kept": 0.9,
+                "test_accuracy_kept": test_kept, "val_accuracy_last": 0.8, "test_accuracy_last": test_last}
+    table = pd.DataFrame([seed(1, 20, 1, 3, 0.90, 0.85), seed(1, 20, 2, 5, 0.92, 0.86),
+                          seed(1, 20, 3, 20, 0.91, 0.91), seed(2, 50, 1, 3, 0.90, 0.80),
+                          seed(2, 50, 2, 30, 0.93, 0.82), seed(2, 50, 3, 20, 0.91, 0.84)])
+    shown = last_epoch.protocol_table(table).set_index("iteration")
+    kept_first = shown["seeds keeping iteration 1's head"]
+    assert kept_first.loc[2] == 2 and pd.isna(kept_first.loc[1])  # seed 2's longer fit found a better epoch
+    assert shown.loc[1, "test % at last epoch"] == pytest.approx(100 * (0.85 + 0.86 + 0.91) / 3)
+    assert shown.loc[2, "test % at kept epoch"] == pytest.approx(100 * (0.90 + 0.93 + 0.91) / 3)
+    assert list(shown["original's test %"]) == [76.9, 84.4] and list(shown.seeds) == [3, 3]
