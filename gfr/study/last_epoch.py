@@ -221,8 +221,8 @@ def kept_shorter_fit_heads(table: pd.DataFrame, backbone: str, iteration: int) -
 def protocol_table(table: pd.DataFrame) -> pd.DataFrame:
     """The original's iterations under both protocols, per backbone: test accuracy seed mean (%) at the kept
     (best-validation) epoch and at the last epoch (with the seed mean's CI), beside the original's published
-    number; for iteration 2, how
-    many seeds kept iteration 1's head (best-epoch keeping cannot show the original's it1 -> it2 change there)."""
+    number; for iteration 2, how many seeds kept iteration 1's head (best-epoch keeping cannot show the original's
+    it1 -> it2 change there)."""
     runs = summary(table)
     runs = runs[runs.iteration.isin(ORIGINAL_ITERATIONS) & (runs.status != NOT_REFIT)]
     return pd.DataFrame({
