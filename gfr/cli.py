@@ -403,8 +403,13 @@ def cmd_last_epoch(args) -> int:
     names = args.runs or last_epoch.finished_runs(args.runs_dir)
     table = last_epoch.refit(names, args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
                              args.params, args.cache_dir, refit_finetuned=args.refit_finetuned)
-    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
-        print(last_epoch.protocol_table(table).to_string(index=False, float_format="{:.2f}".format))
+    runs = last_epoch.summary(table).drop(columns=["backbone", "iteration"])
+    shown = last_epoch.protocol_table(table)
+    with __import__("pandas").option_context("display.max_rows", None, "display.width", 250):
+        print(runs.to_string(index=False, float_format="{:.4f}".format, na_rep=""))
+        if len(shown):
+            print("\nThe original's iterations under both protocols:")
+            print(shown.to_string(index=False, float_format="{:.2f}".format, na_rep=""))
     flagged = sorted(set(table.run[table.status == last_epoch.NOT_REPRODUCED]))
     print(f"{table.run.nunique()} runs in {args.out}; refit not reproducing the committed run: "
           + (", ".join(flagged) if flagged else "none"))
