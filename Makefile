@@ -22,7 +22,7 @@ SPLIT := reports/split.csv
 RUN_NOTEBOOK = $(PY) -m gfr notebook
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results timing peer wild confirm report verify docs clean-runs \
+.PHONY: help setup lock setup-pdf lab test test-gfr test-notebooks split sweep runs finetune results timing last-epoch peer wild confirm report verify docs clean-runs \
         bench bench-sweep bench-backends bench-inference bench-scale bench-ray bench-predict gpu-check
 
 help: ## list the targets
@@ -82,7 +82,7 @@ test-notebooks: build/nbval/.prepared ## nbval: execute every notebook with the 
 # same and nothing it is made from is stale, else when it was written: so a fresh clone reruns nothing unchanged.
 # Each product's recipe records its inputs after building it; FORCE=1 dates every stamp now (everything reruns).
 FINETUNE ?= 1
-STUDY_GOALS := report sweep runs finetune results timing verify wild split peer confirm reports/%
+STUDY_GOALS := report sweep runs finetune results timing last-epoch verify wild split peer confirm reports/%
 ifneq ($(filter $(STUDY_GOALS),$(MAKECMDGOALS)),)
 # The runs come from gfr's run registry (gfr/study/registry.py): build/runs.mk lists them (HEAD_RUNS,
 # FINETUNE_RUNS), the sources that can change a run's numbers (RUN_SRC, derived from the imports of
@@ -140,7 +140,15 @@ reports/timing.json: $(STAMP)/timing.stamp | $(ALL_RUNS)
 
 timing: reports/timing.json ## time every finished run's test-split prediction side by side (reports/timing.json)
 
-reports/results.csv: $(STAMP)/results.stamp | $(ALL_RUNS) reports/timing.json
+# The original's protocol beside ours: every finished head-only run refit once from the feature cache (proved to be
+# the committed training) and tested after its last epoch too.
+reports/last-epoch.csv: $(STAMP)/last_epoch.stamp | $(ALL_RUNS)
+	$(PY) -m gfr last-epoch && $(RECORD) last_epoch
+
+last-epoch: reports/last-epoch.csv ## test every head-only run after its last epoch too, as the original did (reports/last-epoch.csv)
+
+COLLECTED := reports/timing.json reports/last-epoch.csv
+reports/results.csv: $(STAMP)/results.stamp | $(ALL_RUNS) $(COLLECTED)
 	$(PY) -m gfr results && $(RECORD) results
 
 results: reports/results.csv ## collect reports/results.csv from the runs (a run with no result shows as "not run")
@@ -148,13 +156,13 @@ results: reports/results.csv ## collect reports/results.csv from the runs (a run
 peer: $(SPLIT) ## run the peer baseline (needs `make setup PEERS=1`) on the test split
 	$(PY) -m gfr peer --manifest $(SPLIT) --out reports/peer
 
-reports/00_results.ipynb: $(STAMP)/00_results.stamp | $(ALL_RUNS) reports/timing.json
+reports/00_results.ipynb: $(STAMP)/00_results.stamp | $(ALL_RUNS) $(COLLECTED)
 	$(RUN_NOTEBOOK) notebooks/00_results.py $@ && $(RECORD) 00_results
 
-reports/03_evaluate.ipynb: $(STAMP)/03_evaluate.stamp | $(ALL_RUNS) reports/timing.json
+reports/03_evaluate.ipynb: $(STAMP)/03_evaluate.stamp | $(ALL_RUNS) $(COLLECTED)
 	$(RUN_NOTEBOOK) notebooks/03_evaluate.py $@ && $(RECORD) 03_evaluate
 
-reports/04_compare.ipynb: $(STAMP)/04_compare.stamp | $(ALL_RUNS) reports/timing.json
+reports/04_compare.ipynb: $(STAMP)/04_compare.stamp | $(ALL_RUNS) $(COLLECTED)
 	$(RUN_NOTEBOOK) notebooks/04_compare.py $@ && $(RECORD) 04_compare
 
 # In-the-wild predictions (a cache, not committed: it holds the photos' labels): every finished run and the peer
@@ -165,7 +173,7 @@ reports/wild/.done: $(STAMP)/wild.stamp | $(ALL_RUNS)
 	$(PY) -m gfr wild --runs $(WILD_FRAMING_RUNS) --framings landmarks landmarks-hog box none
 	$(PY) -m gfr wild --peer && $(RECORD) wild
 
-reports/05_beyond_celeba.ipynb: $(STAMP)/05_beyond_celeba.stamp | $(ALL_RUNS) reports/timing.json
+reports/05_beyond_celeba.ipynb: $(STAMP)/05_beyond_celeba.stamp | $(ALL_RUNS) $(COLLECTED)
 	$(RUN_NOTEBOOK) notebooks/05_beyond_celeba.py $@ && $(RECORD) 05_beyond_celeba
 
 wild: reports/wild/.done ## predictions of every finished run and the peer on $$GFR_WILD_DIR (faces outside CelebA)
@@ -185,7 +193,7 @@ reports/report.html: $(STAMP)/report.stamp | $(REPORT_NOTEBOOKS)
 # (a product is one rule like these and one line of gfr/study/inputs.py's PRODUCTS)
 
 # README's generated blocks: `gfr docs` rewrites a block only when its text changes (content-based by itself)
-report: sweep reports/timing.json reports/results.csv $(REPORT_NOTEBOOKS) reports/report.html ## the whole chain: split, sweep, report.html + report.pdf, README's numbers (only what is stale; FORCE=1: everything)
+report: sweep $(COLLECTED) reports/results.csv $(REPORT_NOTEBOOKS) reports/report.html ## the whole chain: split, sweep, report.html + report.pdf, README's numbers (only what is stale; FORCE=1: everything)
 	$(PY) -m gfr docs
 
 docs: ## rewrite the generated blocks of README.md and benchmarks/README.md from results.csv and benchmarks/results

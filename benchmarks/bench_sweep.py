@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         accs = []
         for seed in seeds:
-            head, history, _ = train_head(x[part["train"]], labels[part["train"]], x[part["val"]], labels[part["val"]],
+            head, history, *_ = train_head(x[part["train"]], labels[part["train"]], x[part["val"]], labels[part["val"]],
                                        h.dense_units, h.learning_rate, h.batch_size, args.epochs, seed)
             prob = predict_proba(head, x[part["test"]])
             accs.append(float(np.mean((prob >= 0.5) == labels[part["test"]])))

@@ -78,9 +78,9 @@ def main() -> int:
         tr, va = (rows.split == "train").values, (rows.split == "val").values
         vals, heads = [], []
         for seed in params.head.seeds:
-            head, history, kept = train_head(x[tr], rows.label.values[tr], x[va], rows.label.values[va],
-                                             params.head.dense_units, params.head.learning_rate,
-                                             params.head.batch_size, params.epochs, seed)
+            head, history, kept, _ = train_head(x[tr], rows.label.values[tr], x[va], rows.label.values[va],
+                                                params.head.dense_units, params.head.learning_rate,
+                                                params.head.batch_size, params.epochs, seed)
             vals.append(history["val_accuracy"][kept - 1])
             heads.append(head)
         extractor = face_descriptor.DescriptorExtractor(weights.path, locate)

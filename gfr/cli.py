@@ -303,7 +303,7 @@ def cmd_verify(args) -> int:
     if args.rerun:
         verify.rerun(args.runs, args.data_dir, args.manifest, args.fresh, args.cache_dir)
     table = verify.record(args.committed, args.fresh, args.runs, args.out)
-    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
+    with pd.option_context("display.max_rows", None, "display.width", 200):
         print(table.to_string(index=False))
     print(verify.environment_note(args.committed, args.runs or None))
     broken = table[~table.ok]
@@ -461,6 +461,45 @@ def add_timing(sub) -> None:
     p.set_defaults(func=cmd_timing)
 
 
+def cmd_last_epoch(args) -> int:
+    import pandas as pd
+
+    from gfr.study import last_epoch
+
+    names = args.runs or last_epoch.finished_runs(args.runs_dir)
+    table = last_epoch.refit(names, args.data_dir, args.manifest, args.runs_dir, args.out, _overrides(args),
+                             args.params, args.cache_dir, refit_finetuned=args.refit_finetuned)
+    runs = last_epoch.summary(table).drop(columns=["backbone", "iteration"])
+    shown = last_epoch.protocol_table(table)
+    with pd.option_context("display.max_rows", None, "display.width", 250):
+        print(runs.to_string(index=False, float_format="{:.4f}".format, na_rep=""))
+        if len(shown):
+            print("\nThe original's iterations under both protocols:")
+            print(shown.to_string(index=False, float_format="{:.2f}".format, na_rep=""))
+    flagged = sorted(set(table.run[table.status == last_epoch.NOT_REPRODUCED]))
+    print(f"{table.run.nunique()} runs in {args.out}; refit not reproducing the committed run: "
+          + (", ".join(flagged) if flagged else "none"))
+    return 1 if flagged else 0
+
+
+def add_last_epoch(sub) -> None:
+    p = sub.add_parser("last-epoch", help="refit every committed head and evaluate it also after its last epoch "
+                                          "(the original's protocol) -> reports/last-epoch.csv")
+    _data_args(p)
+    p.add_argument("--manifest", default=str(SPLIT_MANIFEST), help="split manifest (default: %(default)s)")
+    p.add_argument("--runs-dir", default=str(RUNS), help="the committed runs (default: %(default)s)")
+    p.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="only these runs (default: every finished run, iterations 1-3 first); the other runs keep "
+                        "their rows of an earlier --out")
+    p.add_argument("--weights", help="imagenet | none | a .h5 file | a folder (default: from params)")
+    p.add_argument("--cache-dir", help="feature cache folder (default: $GFR_CACHE_DIR or ~/.cache/gfr/features)")
+    p.add_argument("--refit-finetuned", action="store_true",
+                   help="also refit fine-tuned runs (top blocks: 10 to 35 minutes each on a 2-core CPU); without it "
+                        "their rows say 'not refit'")
+    p.add_argument("--out", default=str(REPORTS / "last-epoch.csv"), help="the table (default: %(default)s)")
+    p.set_defaults(func=cmd_last_epoch)
+
+
 def cmd_report(args) -> int:
     from gfr.report import assemble
 
@@ -517,8 +556,11 @@ def add_peer(sub) -> None:
     p.add_argument("--manifest", default=str(SPLIT_MANIFEST))
     p.add_argument("--out", default=str(REPORTS / "peer"))
     p.set_defaults(func=cmd_peer)
+
+
+# in `gfr --help`'s order
 COMMANDS = (add_split, add_run, add_predict, add_synth, add_weights, add_runs, add_verify, add_docs, add_sweep,
-            add_features, add_results, add_timing, add_report, add_notebook, add_wild, add_peer)  # in `gfr --help`'s order
+            add_features, add_results, add_timing, add_last_epoch, add_report, add_notebook, add_wild, add_peer)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -90,8 +90,8 @@ def test_head_on_cached_features_equals_full_frozen_model(resnet, frame, synth_r
     """The central equivalence: cached features -> head gives what the full model gives from the images."""
     feats, _, _ = resnet
     train, test = frame.split.values == "train", frame.split.values == "test"
-    head, _, _ = train_head(feats[train], frame.label.values[train], feats[~train & ~test], frame.label.values[~train & ~test],
-                         units=64, learning_rate=1e-3, batch_size=16, epochs=2, seed=1024)
+    head, *_ = train_head(feats[train], frame.label.values[train], feats[~train & ~test], frame.label.values[~train & ~test],
+                       units=64, learning_rate=1e-3, batch_size=16, epochs=2, seed=1024)
     p_cached = predict_proba(head, feats[test])
 
     backbone = backbones.get("ResNet50")

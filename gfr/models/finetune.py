@@ -102,7 +102,7 @@ class Rows:
 def fit_top_blocks(trained, batches: Batches, val_x, val_y, epochs: int, progress: bool = True):
     """Fit the fine-tuning model; keep the epoch with the best validation accuracy (the study's rule, as for heads).
 
-    Returns (per-epoch history dict, kept epoch, 1-based)."""
+    Returns (per-epoch history dict, kept epoch, 1-based, the model's weights after the last epoch)."""
     keep_best = keep_best_epoch(epochs)
     callbacks = [keep_best]
     if progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -47,16 +48,34 @@ def compile_binary(model, learning_rate: float) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
 
 
-def keep_best_epoch(epochs: int):
-    """The study's selection rule as a callback: after training, restore the weights of the epoch with the best
-    validation accuracy (the first such epoch on a tie); `best_epoch` says which (0-based). Never stops early."""
+@functools.lru_cache(maxsize=1)
+def keep_best_epoch_callback():
+    """The Keras callback class of `keep_best_epoch` (defined on first use): EarlyStopping that, before it restores
+    the best epoch's weights at the end of training, keeps the last epoch's in `last_weights`."""
     import keras
 
-    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=epochs, restore_best_weights=True)
+    class KeepBestEpoch(keras.callbacks.EarlyStopping):
+        """Restore the best epoch's weights when training ends; `last_weights`: the weights the last epoch left."""
+
+        last_weights = None
+
+        def on_train_end(self, logs=None):
+            self.last_weights = self.model.get_weights()  # read only: the fit's numbers are unchanged
+            super().on_train_end(logs)
+
+    return KeepBestEpoch
+
+
+def keep_best_epoch(epochs: int):
+    """The study's selection rule as a callback: after training, restore the weights of the epoch with the best
+    validation accuracy (the first such epoch on a tie); `best_epoch` says which (0-based), `last_weights` holds the
+    weights after the last epoch (the original study's protocol evaluated those). Never stops early."""
+    return keep_best_epoch_callback()(monitor="val_accuracy", mode="max", patience=epochs, restore_best_weights=True)
 
 
 def train_head(x_train, y_train, x_val, y_val, units: int, learning_rate: float, batch_size: int, epochs: int, seed: int):
-    """Train one head on cached features, keeping its best-validation epoch; return (head, history dict, kept epoch)."""
+    """Train one head on cached features, keeping its best-validation epoch; return (head, history dict, kept
+    epoch, the weights after the last epoch)."""
     seed_everything(seed)
     head = build_head(x_train.shape[1], units)
     compile_binary(head, learning_rate)
@@ -69,10 +88,11 @@ def train_head(x_train, y_train, x_val, y_val, units: int, learning_rate: float,
     return head, *fit_outcome(history, keep)
 
 
-def fit_outcome(history, keep) -> tuple[dict, int]:
+def fit_outcome(history, keep) -> tuple[dict, int, list]:
     """What a finished `fit` with the `keep_best_epoch` callback gives the study: the per-epoch history (lists of
-    floats) and the epoch whose weights were kept (1-based)."""
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, keep.best_epoch + 1
+    floats), the epoch whose weights were kept (1-based) and the weights after the last epoch."""
+    return ({k: [float(v) for v in vals] for k, vals in history.history.items()}, keep.best_epoch + 1,
+            keep.last_weights)
 
 
 def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
@@ -80,10 +100,16 @@ def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
     return np.asarray(model.predict(np.asarray(x), batch_size=batch_size, verbose=0)).ravel()
 
 
+def head_with_weights(weights: list):
+    """An uncompiled head holding `weights` (as `get_weights` lists them): e.g. a head at its last epoch."""
+    head = build_head(weights[0].shape[0], weights[0].shape[1])
+    head.set_weights(weights)
+    return head
+
+
 def save_head(head, path: str | os.PathLike) -> str:
     """Save the head's weights atomically (Keras .weights.h5, no pickle, no optimizer state); return their SHA-256."""
-    bare = build_head(head.input_shape[-1], head.get_layer(HIDDEN_NAME).units)  # uncompiled: leaves Adam's moments out
-    bare.set_weights(head.get_weights())
+    bare = head_with_weights(head.get_weights())  # uncompiled: leaves Adam's moments out
     with files.atomic_path(path, suffix=".weights.h5") as tmp:
         bare.save_weights(tmp)
         digest = file_sha256(tmp)

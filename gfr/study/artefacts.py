@@ -33,6 +33,15 @@ def write_manifest(run_dir: Path, record: dict) -> dict:
     return record
 
 
+def finished_runs(runs_dir: str | os.PathLike) -> list[str]:
+    """Names of the runs under `runs_dir` whose manifest says they finished (status ok), in registry order."""
+    from gfr.study.registry import run_order
+
+    names = [m.parent.name for m in Path(runs_dir).glob(f"*/{MANIFEST}")
+             if json.loads(m.read_text()).get("status") == "ok"]
+    return sorted(names, key=run_order)
+
+
 def load_record(run_dir: str | os.PathLike) -> dict:
     """A saved run's manifest."""
     path = Path(run_dir) / MANIFEST

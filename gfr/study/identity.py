@@ -68,8 +68,8 @@ def disjoint_check(features: np.ndarray, labels: np.ndarray, split: np.ndarray, 
     y = {s: labels[split == s] for s in ("train", "val", "test")}
     rows = []
     for seed in head.seeds:
-        model, history, kept = train_head(x["train"], y["train"], x["val"], y["val"], head.dense_units,
-                                          head.learning_rate, head.batch_size, epochs, seed)
+        model, history, kept, _ = train_head(x["train"], y["train"], x["val"], y["val"], head.dense_units,
+                                             head.learning_rate, head.batch_size, epochs, seed)
         right = metrics.is_correct(predict_proba(model, x["test"]), y["test"])
         low, high = metrics.wilson_ci(int(right.sum()), len(right))
         rows.append({"seed": seed, "kept epoch": kept, "val accuracy": history["val_accuracy"][kept - 1],

@@ -53,30 +53,34 @@ class Product:
 
 
 NOTEBOOK_PARAMS = ("params/*.yaml",)
-COLLECTED = ("reports/timing.json",)  # what results.collect reads beside the runs (every reader of the table)
+COLLECTED = ("reports/timing.json", "reports/last-epoch.csv")  # what results.collect reads beside the runs
+COLLECTED_BY = ("timing", "last_epoch")  # the products that make them: every reader of the table comes after them
 PRODUCTS = {
     "timing": Product("reports/timing.json", code=("gfr.study.timing_pass",), runs=True),
+    "last_epoch": Product("reports/last-epoch.csv", code=("gfr.study.last_epoch",), runs=True, after=("split",)),
     "split": Product(str(SPLIT_MANIFEST), code=("gfr.data.split", "gfr.params"),
                      files=("params/base.yaml", "params/it1.yaml"),
                      data=(celeba.ATTR_FILE, celeba.PARTITION_FILE, IMAGE_FOLDER)),
     "01_data": Product("reports/01_data.ipynb", code=(Path("notebooks/01_data.py"),),
                        files=("reports/split*.csv", *NOTEBOOK_PARAMS), data=(SPLIT_IMAGES,), after=("split",)),
     "results": Product("reports/results.csv", code=("gfr.study.results",), files=(*COLLECTED, *NOTEBOOK_PARAMS),
-                       runs=True, after=("timing",)),
+                       runs=True, after=COLLECTED_BY),
     "00_results": Product("reports/00_results.ipynb", code=(Path("notebooks/00_results.py"),),
                           files=(*COLLECTED, "reports/peer/*", "reports/verify.csv", "reports/wild-confirm.json",
-                                 "benchmarks/results/predict-cpu.json", *NOTEBOOK_PARAMS), runs=True, after=("timing",)),
+                                 "benchmarks/results/predict-cpu.json", *NOTEBOOK_PARAMS), runs=True, after=COLLECTED_BY),
     "03_evaluate": Product("reports/03_evaluate.ipynb", code=(Path("notebooks/03_evaluate.py"),),
                            files=(*COLLECTED, "reports/split*.csv", "reports/peer/*", *NOTEBOOK_PARAMS),
-                           data=(celeba.ATTR_FILE,), runs=True, after=("timing",)),
+                           data=(celeba.ATTR_FILE,), runs=True, after=COLLECTED_BY),
     "04_compare": Product("reports/04_compare.ipynb", code=(Path("notebooks/04_compare.py"),),
-                          files=(*COLLECTED, "reports/peer/*", "reports/verify.csv", *NOTEBOOK_PARAMS), runs=True, after=("timing",)),
+                          files=(*COLLECTED, "reports/peer/*", "reports/verify.csv", *NOTEBOOK_PARAMS), runs=True,
+                          after=COLLECTED_BY),
     "wild": Product("reports/wild/.done", code=("gfr.study.wild", "gfr.study.peer"), data=(WILD_FOLDER,), runs=True,
                     cache=True),
     "05_beyond_celeba": Product("reports/05_beyond_celeba.ipynb", code=(Path("notebooks/05_beyond_celeba.py"),),
                                 files=(*COLLECTED, "reports/split*.csv", "reports/peer/*", "reports/face-*.json",
-                                       "reports/descriptor-port.json", "reports/flip-averaging.json", "reports/wild-*.json", *NOTEBOOK_PARAMS),
-                                data=(celeba.IDENTITY_FILE, SPLIT_IMAGES), runs=True, after=("timing",), uses=("wild",)),
+                                       "reports/descriptor-port.json", "reports/flip-averaging.json", "reports/wild-*.json",
+                                       *NOTEBOOK_PARAMS),
+                                data=(celeba.IDENTITY_FILE, SPLIT_IMAGES), runs=True, after=COLLECTED_BY, uses=("wild",)),
     "report": Product("reports/report.html", code=("gfr.report.assemble",), files=("reports/0*.ipynb",), runs=True,
                       after=("00_results", "01_data", "03_evaluate", "04_compare", "05_beyond_celeba")),
 }

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gfr import files
-from gfr.study import analysis, artefacts, metrics, published, timing_pass
+from gfr.study import analysis, artefacts, last_epoch, metrics, published, timing_pass
 from gfr.study.registry import RunId, expected_runs, run_order
 
 NOT_RUN = "not run"
@@ -105,7 +105,8 @@ def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None,
     """The results table: every expected run of the study (registry) and any other run found under runs_dir.
 
     A run whose last execution failed shows as failed; an expected run with no manifest as "not run". Inference
-    times come from the timing pass at `timing` (default: timing.json beside runs_dir)."""
+    times come from the timing pass at `timing` (default: timing.json beside runs_dir); with a last-epoch table
+    beside runs_dir, its per-run columns (last_epoch_*) are added."""
     failed = failures(runs_dir)
     source = Path(timing) if timing else timing_pass.default_path(runs_dir)
     timed = timing_pass.read(source)
@@ -119,6 +120,9 @@ def collect(runs_dir: str | os.PathLike, expected: list[str] | None = None,
     for name in expected:
         rows.setdefault(name, placeholder_row(name, NOT_RUN, "no finished run under " + str(runs_dir)))
     frame = pd.DataFrame(sorted(rows.values(), key=lambda r: run_order(r["run"])), columns=COLUMNS)
+    protocol = last_epoch.table_path(runs_dir)  # the original's protocol beside ours (`gfr last-epoch`)
+    if protocol.is_file():
+        frame = frame.merge(last_epoch.results_columns(last_epoch.read(protocol)), how="left", on="run")
     try:
         frame["chosen"] = frame.run == analysis.choice(frame, runs_dir)["chosen"]
     except ValueError:  # no run to choose from yet

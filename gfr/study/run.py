@@ -193,12 +193,14 @@ def load_features(prepared: PreparedRun) -> SplitFeatures:
 
 @dataclass
 class HeadFit:
-    """One trained head: its seed, the model (at its kept epoch), its per-epoch history and the kept epoch."""
+    """One trained head: its seed, the model (at its kept epoch), its per-epoch history, the kept epoch and the
+    weights after its last epoch (what the original study evaluated; gfr.study.last_epoch)."""
 
     seed: int
     head: object
     history: dict
     kept_epoch: int
+    last_weights: list
 
 
 def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
@@ -209,12 +211,12 @@ def train_heads(prepared: PreparedRun, feats: SplitFeatures) -> list[HeadFit]:
     h = prepared.params.head
     fits = []
     for seed in h.seeds:
-        head, history, kept = train_head(feats.x["train"], feats.y["train"], feats.x["val"], feats.y["val"],
-                                         h.dense_units, h.learning_rate, h.batch_size, prepared.params.epochs, seed)
-        fits.append(HeadFit(seed, head, history, kept))
+        fit = HeadFit(seed, *train_head(feats.x["train"], feats.y["train"], feats.x["val"], feats.y["val"],
+                                        h.dense_units, h.learning_rate, h.batch_size, prepared.params.epochs, seed))
+        fits.append(fit)
         if prepared.progress:
-            print(f"{prepared.name} seed {seed}: kept epoch {kept}, val {history['val_accuracy'][kept - 1]:.4f}",
-                  file=sys.stderr)
+            print(f"{prepared.name} seed {seed}: kept epoch {fit.kept_epoch}, "
+                  f"val {fit.history['val_accuracy'][fit.kept_epoch - 1]:.4f}", file=sys.stderr)
     return fits
 
 
@@ -226,12 +228,14 @@ def history_frame(prepared: PreparedRun, fits: list[HeadFit]) -> pd.DataFrame:
 
 @dataclass
 class TunedModel:
-    """The fine-tuned model (top block(s) + head on boundary activations), its history and kept epoch."""
+    """The fine-tuned model (top block(s) + head on boundary activations), its history, kept epoch and the model's
+    weights after the last fine-tuning epoch."""
 
     model: object
     seed: int
     history: pd.DataFrame
     kept_epoch: int
+    last_weights: list
 
 
 def build_finetune_model(prepared: PreparedRun, feats: SplitFeatures, warm: HeadFit):
@@ -252,13 +256,14 @@ def fine_tune(prepared: PreparedRun, feats: SplitFeatures, warm: HeadFit, model)
                                finetune.Rows(mirrored, rows["train"]) if mirrored is not None else None,
                                feats.y["train"], ft.batch_size, warm.seed)
     val_x = np.asarray(plain[rows["val"]], dtype=np.float32)
-    tuned, kept = finetune.fit_top_blocks(model, batches, val_x, feats.y["val"], ft.epochs, prepared.progress)
+    tuned, kept, last_weights = finetune.fit_top_blocks(model, batches, val_x, feats.y["val"], ft.epochs,
+                                                        prepared.progress)
     history = pd.concat([
         pd.DataFrame(warm.history).assign(phase="head warm-up"),
         pd.DataFrame(tuned).assign(phase="fine-tune"),
     ], ignore_index=True).assign(seed=warm.seed)
     history["epoch"] = np.arange(1, len(history) + 1)
-    return TunedModel(model, warm.seed, history, kept)
+    return TunedModel(model, warm.seed, history, kept, last_weights)
 
 
 def time_and_check(model, prepared: PreparedRun, reference_prob) -> tuple[dict, float]:

@@ -40,15 +40,6 @@ def round_order(names: list[str], round_index: int, rounds: int) -> list[str]:
     return turn[::-1] if round_index % 2 else turn
 
 
-def finished(runs_dir: str | os.PathLike) -> list[str]:
-    """Names of the runs under `runs_dir` whose manifest says they finished (status ok), in registry order."""
-    names = []
-    for manifest in Path(runs_dir).glob(f"*/{artefacts.MANIFEST}"):
-        if json.loads(manifest.read_text()).get("status") == "ok":
-            names.append(manifest.parent.name)
-    return sorted(names, key=run_order)
-
-
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -91,7 +82,7 @@ def run_pass(runs_dir: str | os.PathLike, data_dir: str | os.PathLike | None, ma
     if not image_ids:
         raise GfrError(f"{manifest}: no test images")
     paths = [celeba.image_path(root, i) for i in image_ids]
-    names = runs or finished(runs_dir)
+    names = runs or artefacts.finished_runs(runs_dir)
     if not names:
         raise GfrError(f"no finished run under {runs_dir} to time")
     unknown = [n for n in names if not (runs_dir / n / artefacts.MANIFEST).is_file()]

@@ -141,13 +141,11 @@ def predict_peer(root: Path, out_dir: Path = OUT_DIR, progress: bool = True) -> 
 
 def finished_runs(runs_dir: str | os.PathLike = RUNS_DIR) -> list[str]:
     """Runs with status ok whose model can be rebuilt here (a fine-tuned run needs its uncommitted weights file)."""
-    from gfr.study.timing_pass import finished
-
     def buildable(name: str) -> bool:
         record = artefacts.load_record(Path(runs_dir) / name)
         return not (record.get("finetuned_file") and not (Path(runs_dir) / name / record["finetuned_file"]).is_file())
 
-    return [name for name in finished(runs_dir) if buildable(name)]
+    return [name for name in artefacts.finished_runs(runs_dir) if buildable(name)]
 
 
 def read(out_dir: str | os.PathLike = OUT_DIR) -> dict[str, pd.DataFrame]:
