@@ -145,27 +145,33 @@ def test_force_dates_every_stamp_now(project):
     assert stamps(project)[0][RUN.name]  # without force again: back to old
 
 
+def record_collected(project):
+    """The timing pass and the last-epoch table (what every reader of the results comes after), made and recorded."""
+    for name in inputs.COLLECTED_BY:
+        (project / inputs.PRODUCTS[name].target).write_text("{}")
+        inputs.record_product(name, root=project)
+
+
 def test_a_product_is_stale_when_its_inputs_change_or_a_run_is(project):
     results = project / "reports" / "results.csv"
     results.write_text("run\n")
     for r in expected_runs():  # every run current: the results too, once recorded (after the timing pass they read)
         save_run(project, r, inputs.Today(project).run(r))
     assert not stamps(project)[0]["results"]
-    (project / inputs.PRODUCTS["timing"].target).write_text("{}")
-    inputs.record_product("timing", root=project)
+    record_collected(project)
     inputs.record_product("results", root=project)
     assert stamps(project)[0]["results"]
     os.utime(results, ns=(1, 1))
     assert stamps(project)[0]["results"]  # file times play no part
     save_run(project, RUN, inputs.Today(project).run(RUN), status="skipped")  # a run's outputs changed
     assert not stamps(project)[0]["results"]
-    inputs.record_product("timing", root=project)
+    record_collected(project)
     inputs.record_product("results", root=project)
     assert stamps(project)[0]["results"]
     save_run(project, RUN, None, status="skipped")  # the run is stale (no inputs recorded): so are the results
     assert not stamps(project)[0]["results"]
     save_run(project, RUN, inputs.Today(project).run(RUN), status="skipped")
-    inputs.record_product("timing", root=project)
+    record_collected(project)
     inputs.record_product("results", root=project)
     tuned = [r for r in expected_runs() if r not in expected_runs(False)][0]
     save_run(project, tuned, None)  # a stale fine-tuned run counts only when the fine-tuned runs are made
@@ -179,8 +185,7 @@ def test_the_wild_cache_is_needed_only_by_a_stale_notebook(project):
     assert f"{notebook.relative_to(project)}: | reports/wild/.done" in lines  # 05 not built yet
     for r in expected_runs():
         save_run(project, r, inputs.Today(project).run(r))
-    (project / inputs.PRODUCTS["timing"].target).write_text("{}")
-    inputs.record_product("timing", root=project)
+    record_collected(project)
     notebook.write_text("{}")
     inputs.record_product("05_beyond_celeba", root=project)
     current, lines = stamps(project)

@@ -57,7 +57,7 @@ COLLECTED = ("reports/timing.json", "reports/last-epoch.csv")  # what results.co
 COLLECTED_BY = ("timing", "last_epoch")  # the products that make them: every reader of the table comes after them
 PRODUCTS = {
     "timing": Product("reports/timing.json", code=("gfr.study.timing_pass",), runs=True),
-    "last_epoch": Product("reports/last-epoch.csv", code=("gfr.study.last_epoch",), runs=True, after=("split",)),
+    "last_epoch": Product("reports/last-epoch.csv", code=("gfr.study.last_epoch",), runs=True),
     "split": Product(str(SPLIT_MANIFEST), code=("gfr.data.split", "gfr.params"),
                      files=("params/base.yaml", "params/it1.yaml"),
                      data=(celeba.ATTR_FILE, celeba.PARTITION_FILE, IMAGE_FOLDER)),
