@@ -34,7 +34,7 @@ from IPython.display import Markdown, display
 
 from gfr.paths import use_project_root
 from gfr.report import glance, tables
-from gfr.study import peer, results, verify
+from gfr.study import last_epoch, peer, results, timing_pass, verify
 
 use_project_root()  # default paths are relative to the project root
 pd.set_option("display.max_colwidth", None)
@@ -48,7 +48,14 @@ table = results.collect(runs_dir)
 
 # %%
 display(Markdown(glance.INTERVALS))
-glance.original_beside_ours(table)
+display(glance.original_beside_ours(table))
+timed = timing_pass.read(timing_pass.default_path(runs_dir))
+display(Markdown(timing_pass.describe(timed) if timed else "No timing pass here (`make timing`): no inference times."))
+protocol_file = last_epoch.table_path(runs_dir)  # written by `gfr last-epoch` (make last-epoch)
+if protocol_file.is_file():
+    display(Markdown(glance.iteration_two_note(last_epoch.protocol_table(last_epoch.read(protocol_file)))))
+else:
+    display(Markdown("The original's protocol (last epoch) has not been evaluated here (`make last-epoch`)."))
 
 # %% [markdown]
 # ### The chosen model, and every stated target

@@ -39,8 +39,9 @@ from IPython.display import Markdown, display
 from gfr.data import split
 from gfr.errors import GfrError
 from gfr.models import backbones
-from gfr.report import caveats, departures, docs, tables
-from gfr.study import analysis, artefacts, identity, metrics, peer, published, results, verify
+from gfr.report import caveats, departures, docs, glance, tables
+from gfr.study import (analysis, artefacts, identity, last_epoch, metrics, peer, published, results, timing_pass,
+                       verify)
 from gfr.paths import use_project_root
 
 use_project_root()  # default paths are relative to the project root
@@ -55,10 +56,10 @@ ok = table[table.status == "ok"]
 tables.summary(table)  # headline: seed means (spread, 95% CI); the reported head's number is secondary
 
 # %%
-hardware = ok.hardware_id.unique()
+timed = timing_pass.read(timing_pass.default_path(runs_dir))
 display(Markdown(
-    f"Inference time: end to end from the test split's JPEG files, median of several passes, on {', '.join(hardware)}. "
-    f"The original reported {published.INFERENCE_TIME_RANGE_S[0]}-{published.INFERENCE_TIME_RANGE_S[1]} s on an "
+    (timing_pass.describe(timed) if timed else "No timing pass here (`make timing`): no inference times.")
+    + f" The original reported {published.INFERENCE_TIME_RANGE_S[0]}-{published.INFERENCE_TIME_RANGE_S[1]} s on an "
     f"{published.INFERENCE_HARDWARE}; the hardware differs, so compare within a column, not across studies."))
 
 # %%
@@ -71,6 +72,21 @@ if len(skipped):
 if len(ok):
     from gfr.report import plots
     fig = plots.accuracy_comparison(table)
+
+# %% [markdown]
+# ### The original's protocol beside ours
+# The original tested each head after its last epoch; this study keeps each head at its best-validation epoch (the
+# declared protocol). `gfr last-epoch` refits every head-only run once from the feature cache (the refit is
+# checked to be the committed training, bit for bit) and tests both epochs of the same training.
+
+# %%
+protocol_file = last_epoch.table_path(runs_dir)
+if protocol_file.is_file():
+    protocol = last_epoch.protocol_table(last_epoch.read(protocol_file))
+    display(protocol.set_index(["backbone", "iteration"]))
+    display(Markdown(glance.iteration_two_note(protocol)))
+else:
+    display(Markdown("Not evaluated here (`make last-epoch`)."))
 
 # %% [markdown]
 # ### Departures from the original
@@ -129,11 +145,12 @@ display(Markdown(
     f"{choice['rule']}\n\nHighest mean validation accuracy: **{best.run}** ({best.val_accuracy_seed_mean:.2%} over "
     f"{int(best.n_seeds)} seeds). " + (f"Cheaper runs within its noise: {ties}; by the tie rule the chosen model is "
     f"**{chosen.run}**." if ties else f"No cheaper run is within its noise: the chosen model is **{chosen.run}**.")
+    + f" (Tie rule {choice['tie_rule']}.)"
     + f"\n\nIts test accuracy: {tables.mean_spread(chosen.test_accuracy_seed_mean, chosen.test_accuracy_seed_std, chosen.n_seeds)} "
     f"over seeds (seed 95% CI {tables.pct_range(chosen.test_accuracy_seed_ci_low, chosen.test_accuracy_seed_ci_high)}; "
     f"test-sampling 95% interval {tables.pct_range(chosen.test_sampling_ci_low, chosen.test_sampling_ci_high)}); "
     f"the reported head alone {chosen.test_accuracy:.2%} (Wilson 95% CI {tables.pct_range(chosen.test_accuracy_ci_low, chosen.test_accuracy_ci_high)}); "
-    f"{chosen.images_per_s:.0f} images/s end to end. The original chose {published.CHOSEN[0]} iteration "
+    f"{chosen.images_per_s:.0f} images/s end to end (timing pass). The original chose {published.CHOSEN[0]} iteration "
     f"{published.CHOSEN[1]} ({published.test_accuracy(*published.CHOSEN)}% test accuracy)."))
 
 # %% [markdown]

@@ -65,3 +65,19 @@ def test_reproducibility_line_counts_bit_exact_runs_and_names_the_unchecked(tmp_
     assert "reran 1 of the 2 finished runs" in line and "1 reproduced bit for bit" in line
     assert line.endswith("not checked: ResNet50-it5.")
     assert "has not been run" in glance.reproducibility_line(tmp_path / "none.csv", results_frame())
+
+
+def test_iteration_two_note_says_how_many_seeds_kept_iteration_ones_head_and_both_protocols():
+    protocol = pd.DataFrame([
+        {"backbone": "B", "iteration": 1, "epochs": 20, "test % at kept epoch": 90.0, "test % at last epoch": 89.0,
+         "original's test %": 89.7, "seeds keeping iteration 1's head": pd.NA, "seeds": 5},
+        {"backbone": "B", "iteration": 2, "epochs": 50, "test % at kept epoch": 90.0, "test % at last epoch": 88.5,
+         "original's test %": 88.0, "seeds keeping iteration 1's head": 4, "seeds": 5},
+        {"backbone": "C", "iteration": 3, "epochs": 20, "test % at kept epoch": 95.0, "test % at last epoch": 95.0,
+         "original's test %": np.nan, "seeds keeping iteration 1's head": pd.NA, "seeds": 5},
+    ])
+    note = glance.iteration_two_note(protocol)
+    assert "B: 4 of 5 seeds kept iteration 1's very head" in note
+    assert "89.00% -> 88.50%" in note and "(the original: 89.7% -> 88.0%)" in note
+    assert "C:" not in note
+    assert glance.iteration_two_note(protocol[protocol.backbone == "C"]) == ""

@@ -153,6 +153,18 @@ def read(path: str | os.PathLike) -> dict | None:
         raise GfrError(f"{path}: not a timing pass ({exc})") from None
 
 
+def describe(result: dict) -> str:
+    """One sentence on how and when the inference times were measured, with the machine's load meanwhile."""
+    loads = [v for r in result["round_log"] for v in (r["load_average_before"][0], r["load_average_after"][0])]
+    timed = sum(1 for e in result["runs"].values() if e["status"] == TIMED)
+    return (f"Inference times: one timing pass ({result['started'][:16].replace('T', ' ')}–"
+            f"{result['finished'][11:16]} UTC): {timed} finished runs side by side in one process, {result['rounds']} "
+            f"rounds over the {result['images']:,} test JPEGs, order rotated and reversed between rounds; median "
+            f"(min–max) wall seconds per pass on {result['hardware'].get('cpu', '?')} "
+            f"({result['hardware'].get('cores', '?')} cores), 1-minute load {min(loads):.1f}–{max(loads):.1f} "
+            f"meanwhile. Compare the runs within this pass; timings taken during the sweep are diagnostics only.")
+
+
 def summary_text(result: dict) -> str:
     """One line per run: median (min-max) seconds and images/s, or why it was not timed."""
     lines = [f"{len(result['runs'])} runs, {result['rounds']} rounds of {result['images']} images "
