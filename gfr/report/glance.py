@@ -95,7 +95,8 @@ def chosen_line(results: pd.DataFrame, runs_dir) -> str:
             f"no part): validation seed mean {tables.pct(c.val_accuracy_seed_mean, 2)}. Test seed mean "
             f"**{tables.pct(c.test_accuracy_seed_mean, 2)}** (seed 95% CI "
             f"{tables.pct_range(c.test_accuracy_seed_ci_low, c.test_accuracy_seed_ci_high, 2)}; test-sampling 95% "
-            f"interval {tables.pct_range(c.test_sampling_ci_low, c.test_sampling_ci_high, 2)}). The original chose "
+            f"interval {tables.pct_range(c.test_sampling_ci_low, c.test_sampling_ci_high, 2)}); inference "
+            f"{inference_cell(c)} in the timing pass. The original chose "
             f"{published.CHOSEN[0]} iteration {published.CHOSEN[1]} "
             f"({published.test_accuracy(*published.CHOSEN)}% on its test images).")
 
