@@ -75,5 +75,5 @@ glance.target_rows(table, runs_dir, peer.read_predictions(peer_file) if peer_fil
 # ### Reproducibility, and what could not run
 
 # %%
-display(Markdown(glance.reproducibility_line(Path(verify_table), table) + " " + verify.environment_note(runs_dir)))
+display(Markdown(glance.reproducibility_line(Path(verify_table), table, runs_dir) + " " + verify.environment_note(runs_dir)))
 display(Markdown("\n".join(glance.not_run_lines(table)) or "Every run of the study finished."))

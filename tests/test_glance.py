@@ -81,3 +81,15 @@ def test_iteration_two_note_says_how_many_seeds_kept_iteration_ones_head_and_bot
     assert "89.00% -> 88.50%" in note and "(the original: 89.7% -> 88.0%)" in note
     assert "C:" not in note
     assert glance.iteration_two_note(protocol[protocol.backbone == "C"]) == ""
+
+
+def test_a_run_committed_anew_since_its_check_counts_as_not_checked(tmp_path):
+    import json
+
+    path = tmp_path / "verify.csv"
+    pd.DataFrame([{"run": "InceptionV3-it1", "number": "head_sha256", "committed": "old", "rule": "bit-exact",
+                   "ok": True}]).to_csv(path, index=False)
+    (tmp_path / "runs" / "InceptionV3-it1").mkdir(parents=True)
+    (tmp_path / "runs" / "InceptionV3-it1" / "manifest.json").write_text(json.dumps({"head_sha256": "new"}))
+    line = glance.reproducibility_line(path, results_frame(), tmp_path / "runs")
+    assert "reran 0 of the 2 finished runs" in line and "not checked: InceptionV3-it1, ResNet50-it5" in line

@@ -129,12 +129,17 @@ def target_rows(results: pd.DataFrame, runs_dir, peer_predictions: pd.DataFrame 
     return pd.DataFrame(rows).set_index("claim")
 
 
-def reproducibility_line(verify_table: Path, results: pd.DataFrame) -> str:
-    """How many finished runs the last `make verify` reproduced bit for bit, and which it did not check."""
+def reproducibility_line(verify_table: Path, results: pd.DataFrame, runs_dir=None) -> str:
+    """How many finished runs the last `make verify` reproduced bit for bit, and which it did not check (a run
+    committed anew since its check, another head in `runs_dir`, counts as not checked)."""
+    from gfr.study import verify
+
     finished = list(results[results.status == "ok"].run)
     if not Path(verify_table).is_file():
         return f"`make verify` has not been run: none of the {len(finished)} finished runs is checked."
     table = pd.read_csv(verify_table)
+    if runs_dir is not None:
+        table = table[~table.run.isin(verify.changed_since(table, runs_dir))]
     checked = table[table.run.isin(finished) & (table.rule != "shown only")]
     exact = [run for run, rows in checked.groupby("run") if rows.ok.astype(bool).all()
              and (rows.rule == "bit-exact").all()]
