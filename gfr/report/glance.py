@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gfr.report import beyond, tables
 from gfr.study import analysis, published
 
-ORIGINAL_ITERATIONS = (1, 2, 3)  # the original write-up's three training iterations
 CHOSEN_TEST_TARGET = 0.985  # issue 19: the chosen model's test seed mean
 
 INTERVALS = ("Two intervals, two questions. **Seed 95% CI**: how far the mean over training seeds could move with "
@@ -21,14 +19,10 @@ INTERVALS = ("Two intervals, two questions. **Seed 95% CI**: how far the mean ov
              "pairwise tests (Welch over seeds and McNemar on the same images, Holm-corrected) are in the body.")
 
 
-def _known(x) -> bool:
-    return x is not None and not (isinstance(x, float) and np.isnan(x))
-
-
 def _cell(row: pd.Series, prefix: str) -> str:
     """'mean (low–high)' from `<prefix>_seed_mean` / `_seed_ci_low` / `_seed_ci_high` columns, or a dash."""
     mean = row.get(f"{prefix}_seed_mean")
-    if not _known(mean):
+    if not tables.known(mean):
         return tables.DASH
     return tables.pct_ci(mean, row.get(f"{prefix}_seed_ci_low"), row.get(f"{prefix}_seed_ci_high"))
 
@@ -38,12 +32,12 @@ def original_beside_ours(results: pd.DataFrame) -> pd.DataFrame:
     and under ours (best-validation epoch), both as seed means with their seed 95% CI, the test-sampling interval,
     and the timing pass's inference time."""
     rows = []
-    for _, r in results[results.iteration.isin(ORIGINAL_ITERATIONS)].iterrows():
+    for _, r in results[results.iteration.isin(published.ITERATIONS)].iterrows():
         ok = r.status == "ok"
         original = r.get("original_test_accuracy")
         rows.append({
             "backbone": r.backbone, "iteration": int(r.iteration),
-            "original write-up": f"{original:.1f}%" if _known(original) else "not in the original",
+            "original write-up": f"{original:.1f}%" if tables.known(original) else "not in the original",
             "ours, original protocol (last epoch)": _cell(r, "last_epoch_test_accuracy") if ok else
             f"{r.status}: {tables.short_reason(r.backbone, r.reason)}",
             "ours, declared protocol (best-validation epoch)": _cell(r, "test_accuracy") if ok else "",
@@ -68,7 +62,7 @@ def iteration_two_note(protocol: pd.DataFrame) -> str:
                      f"{one['test % at kept epoch']:.2f}% -> {two['test % at kept epoch']:.2f}%; tested after the last "
                      f"epoch, as the original did: {one['test % at last epoch']:.2f}% -> "
                      f"{two['test % at last epoch']:.2f}%"
-                     + (f" (the original: {one[original]:.1f}% -> {two[original]:.1f}%)" if _known(one[original]) else "")
+                     + (f" (the original: {one[original]:.1f}% -> {two[original]:.1f}%)" if tables.known(one[original]) else "")
                      + ".")
     if not lines:
         return ""
@@ -80,10 +74,10 @@ def iteration_two_note(protocol: pd.DataFrame) -> str:
 
 def inference_cell(row: pd.Series) -> str:
     """'median s (min–max), img/s' of the timing pass, or why there is no time."""
-    if not _known(row.get("inference_s")):
+    if not tables.known(row.get("inference_s")):
         return "not timed"
     low, high = row.get("inference_min_s"), row.get("inference_max_s")
-    spread = f" ({low:.1f}–{high:.1f})" if _known(low) and _known(high) else ""
+    spread = f" ({low:.1f}–{high:.1f})" if tables.known(low) and tables.known(high) else ""
     return f"{row.inference_s:.1f} s{spread}, {row.images_per_s:.0f} img/s"
 
 

@@ -9,18 +9,19 @@ import pandas as pd
 DASH = "–"
 
 
-def _known(x) -> bool:
+def known(x) -> bool:
+    """Whether a table value is there: not None, NaN or pandas' NA."""
     return x is not None and not (isinstance(x, float) and math.isnan(x)) and not pd.isna(x)
 
 
 def pct(x, digits: int = 1) -> str:
     """A proportion as a percentage, or '–'."""
-    return f"{100 * x:.{digits}f}%" if _known(x) else DASH
+    return f"{100 * x:.{digits}f}%" if known(x) else DASH
 
 
 def pct_range(low, high, digits: int = 1) -> str:
     """An interval of proportions as 'a–b' percent, or '–'."""
-    return f"{100 * low:.{digits}f}–{100 * high:.{digits}f}" if _known(low) and _known(high) else DASH
+    return f"{100 * low:.{digits}f}–{100 * high:.{digits}f}" if known(low) and known(high) else DASH
 
 
 def pct_ci(value, low, high, digits: int = 1) -> str:
@@ -30,7 +31,7 @@ def pct_ci(value, low, high, digits: int = 1) -> str:
 
 def p_value(p) -> str:
     """A p-value to two significant digits, or '–'."""
-    return f"{p:.2g}" if _known(p) else DASH
+    return f"{p:.2g}" if known(p) else DASH
 
 
 def readable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -47,26 +48,26 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def mean_spread(mean, std, n) -> str:
     """'mean ± std (n seeds)' in percent; with one seed the spread is unknown: 'mean (1 seed, no spread)'."""
-    if not _known(mean):
+    if not known(mean):
         return DASH
-    n = int(n) if _known(n) else 0
-    if n < 2 or not _known(std):
+    n = int(n) if known(n) else 0
+    if n < 2 or not known(std):
         return f"{100 * mean:.1f} (1 seed, no spread)"
     return f"{100 * mean:.1f} ± {100 * std:.1f} ({n} seeds)"
 
 
 def inference(r) -> str:
     """A results row's inference cell: the timing pass's median seconds (min–max) and images/s, or 'not timed'."""
-    if not _known(r.get("inference_s")):
+    if not known(r.get("inference_s")):
         return "not timed"
     low, high = r.get("inference_min_s"), r.get("inference_max_s")
-    spread = f" ({low:.1f}–{high:.1f})" if _known(low) and _known(high) else ""
+    spread = f" ({low:.1f}–{high:.1f})" if known(low) and known(high) else ""
     return f"{r.inference_s:.1f} s{spread}, {r.images_per_s:.0f} img/s"
 
 
 def short_reason(backbone: str, reason) -> str:
     """The gist of why a run did not finish (the full reason stays in results.csv and the report)."""
-    text = str(reason) if _known(reason) else ""
+    text = str(reason) if known(reason) else ""
     text = text.removeprefix(f"{backbone}: ")
     return text.split(": ")[0].split(" (")[0][:80]
 
@@ -88,7 +89,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
             "validation, seed mean": pct(r.val_accuracy_seed_mean) if ok else "",
             "reported head (95% CI)": f"{pct(r.test_accuracy)} ({pct_range(r.test_accuracy_ci_low, r.test_accuracy_ci_high)})"
             if ok else "",
-            "original write-up": f"{r.original_test_accuracy:.1f}%" if _known(r.original_test_accuracy) else DASH,
+            "original write-up": f"{r.original_test_accuracy:.1f}%" if known(r.original_test_accuracy) else DASH,
             "inference (test JPEGs)": inference(r) if ok else "",
         })
     return pd.DataFrame(rows).set_index("run")

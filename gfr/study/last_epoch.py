@@ -26,8 +26,6 @@ COLUMNS = [
     "kept_epoch", "val_accuracy_kept", "test_accuracy_kept", "val_accuracy_last", "test_accuracy_last",
     "kept_test_prob_equals_committed", "head_sha256_equals_manifest",
 ]
-# The original's iterations (those it published numbers for): refit first, as they are what it compares.
-ORIGINAL_ITERATIONS = sorted({iteration for _, iteration in published.TEST_ACCURACY})
 
 
 def table_path(runs_dir: str | os.PathLike) -> Path:
@@ -38,7 +36,7 @@ def table_path(runs_dir: str | os.PathLike) -> Path:
 def finished_runs(runs_dir: str | os.PathLike) -> list[str]:
     """The finished runs under runs_dir, the original's iterations of every backbone first, then the others."""
     return sorted(artefacts.finished_runs(runs_dir),
-                  key=lambda n: (RunId.parse(n).iteration not in ORIGINAL_ITERATIONS, run_order(n)))
+                  key=lambda n: (RunId.parse(n).iteration not in published.ITERATIONS, run_order(n)))
 
 
 def committed_probs_equal(committed: pd.Series, recomputed: np.ndarray) -> bool:
@@ -223,7 +221,7 @@ def protocol_table(table: pd.DataFrame) -> pd.DataFrame:
     number; for iteration 2, how many seeds kept iteration 1's head (best-epoch keeping cannot show the original's
     it1 -> it2 change there)."""
     runs = summary(table)
-    runs = runs[runs.iteration.isin(ORIGINAL_ITERATIONS) & (runs.status != NOT_REFIT)]
+    runs = runs[runs.iteration.isin(published.ITERATIONS) & (runs.status != NOT_REFIT)]
     return pd.DataFrame({
         "backbone": runs.backbone, "iteration": runs.iteration, "epochs": runs.epochs,
         "kept epoch (mean)": runs.kept_epoch_mean,
